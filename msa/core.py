@@ -6,7 +6,7 @@
 __all__ = ['XP_SAMPLED_WAVELENGTHS', 'PHOT_BANDS', 'ASTROMETRY', 'LABELS', 'COLUMN_UNITS', 'LABEL_UNITS', 'PRESETS',
            'xp_coefficient_names', 'xp_sampled_names', 'ColumnSchema', 'DataConfig', 'ModelConfig', 'PretrainConfig',
            'FinetuneConfig', 'PredictConfig', 'RunConfig', 'ConfigError', 'get_config', 'schema_from_config',
-           'default_device', 'seed_everything']
+           'InputError', 'Rejects', 'default_device', 'seed_everything']
 
 # %% ../nbs/00_core.ipynb #4bb14fe8
 import dataclasses
@@ -372,7 +372,52 @@ def schema_from_config(data:DataConfig, # data section of a run config
     return ColumnSchema(xp=xp_columns, photometry=data.photometry, astrometry=data.astrometry,
                         input_only=data.input_only, labels=data.labels)
 
-# %% ../nbs/00_core.ipynb #1426bc4c
+# %% ../nbs/00_core.ipynb #3db82718
+class InputError(ValueError):
+    "An input file is unreadable or malformed; the message names the file, row and column."
+    def __init__(self, file, msg:str, row:int|None=None, column:str|None=None):
+        self.file, self.row, self.column = str(file), row, column
+        where = self.file + (f', row {row}' if row is not None else '') + (f', column {column!r}' if column is not None else '')
+        super().__init__(f'{where}: {msg}')
+
+# %% ../nbs/00_core.ipynb #663337ad
+class Rejects:
+    "Stars left out of a job, each with its `source_id`, file and reason; counted and written to CSV."
+    def __init__(self): self._parts = []
+
+    def add(self, source_ids, file, reason:str):
+        "Record `source_ids` (one id or an array) rejected from `file` for `reason`."
+        ids = np.atleast_1d(np.asarray(source_ids, dtype=np.int64))
+        if len(ids): self._parts.append((ids, str(file), reason))
+        return self
+
+    def extend(self, other:'Rejects'): self._parts += other._parts; return self
+    def __len__(self): return sum(len(ids) for ids, _, _ in self._parts)
+
+    def counts(self)->dict[str, int]:
+        "Number of rejected stars per reason."
+        out = {}
+        for ids, _, reason in self._parts: out[reason] = out.get(reason, 0) + len(ids)
+        return out
+
+    def to_frame(self):
+        "A pandas DataFrame with columns `source_id, file, reason`."
+        import pandas as pd
+        if not self._parts: return pd.DataFrame({'source_id': np.array([], np.int64), 'file': [], 'reason': []})
+        return pd.DataFrame({'source_id': np.concatenate([p[0] for p in self._parts]),
+                             'file': np.concatenate([[p[1]]*len(p[0]) for p in self._parts]),
+                             'reason': np.concatenate([[p[2]]*len(p[0]) for p in self._parts])})
+
+    def to_csv(self, path): self.to_frame().to_csv(path, index=False); return path
+
+    def summary(self)->str:
+        "One line per reason, largest first."
+        c = sorted(self.counts().items(), key=lambda kv: -kv[1])
+        return '\n'.join(f'{n:>10,d}  {reason}' for reason, n in c) if c else '         0  rejected'
+
+    def __repr__(self): return f'Rejects({len(self)} stars: {self.counts()})'
+
+# %% ../nbs/00_core.ipynb #82a64835
 def default_device(prefer:str|None=None, # 'cuda', 'mps' or 'cpu'; None picks the best available
                   ):
     "The torch device to run on: CUDA if available, else Apple MPS, else CPU."
