@@ -48,7 +48,6 @@ def execute_copies(nbs:Path, dest:Path):
 
 def process(executed:Path)->Path:
     "nbdev's own processing of the executed notebooks into `_proc/`."
-    refresh_quarto_yml()
     _build_modidx()
     nbdev_sidebar.__wrapped__(path=executed)
     shutil.copy(executed/'sidebar.yml', get_config().nbs_path/'sidebar.yml')
@@ -92,6 +91,7 @@ def main():
     cfg = get_config()
     root = cfg.config_path
     executed = root/'_build'/'nbs'
+    refresh_quarto_yml()  # writes nbs/nbdev.yml (title, output-dir) before the notebooks are copied
     execute_copies(cfg.nbs_path, executed)
     cache = process(executed)
     assets = root/'index_files'
