@@ -41,7 +41,7 @@ def time_mode(store, mode, batch_size, epochs, device, workers):
     for _ in range(epochs):
         for x, xe in dl: rows += len(x)
     if device.type == 'cuda': torch.cuda.synchronize()
-    return dl.mode, rows / (time.perf_counter() - t), rows / (time.process_time() - cpu)
+    return dl.mode, rows / (time.perf_counter() - t), rows / (time.process_time() - cpu), dl.workers
 
 
 def main():
@@ -50,7 +50,7 @@ def main():
     ap.add_argument('--features', type=int, default=140)
     ap.add_argument('--batch-size', type=int, default=32768)
     ap.add_argument('--epochs', type=int, default=3)
-    ap.add_argument('--workers', type=int, default=2, help='prefetch threads of the HDF5 mode')
+    ap.add_argument('--workers', type=int, default=None, help='prefetch threads of the HDF5 mode (default: the loader\'s)')
     ap.add_argument('--dir', default=None, help='where to write the temporary store (default: system temp)')
     args = ap.parse_args()
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
@@ -66,9 +66,9 @@ def main():
         with open_store(path) as st:
             modes = ['hdf5', 'memory'] + (['device'] if device.type == 'cuda' else [])
             for mode in modes:
-                got, rate, per_cpu = time_mode(st, mode, args.batch_size, args.epochs, device, args.workers)
+                got, rate, per_cpu, workers = time_mode(st, mode, args.batch_size, args.epochs, device, args.workers)
                 print(f'{got:>7} mode: {rate:>13,.0f} rows/s wall, {per_cpu:>13,.0f} rows per CPU-second '
-                      f'(batch {args.batch_size}, {args.epochs} epochs of the training split, {args.workers} workers)')
+                      f'(batch {args.batch_size}, {args.epochs} epochs of the training split, {workers} worker thread(s))')
     print(f'load average after: {os.getloadavg()[0]:.1f} (other processes share the cores)')
 
 

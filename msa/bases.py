@@ -25,6 +25,10 @@ BP_RANGE_NM = (330., 643.)  # wavelengths covered by BP (gaiaxpy's satellite con
 RP_RANGE_NM = (635., 1020.) # wavelengths covered by RP; 635–643 nm is where the bands merge
 XP_BANDS = ('bp', 'rp')
 
+def _grid(wavelengths)->np.ndarray:
+    "The wavelength grid in nm as a float array; None means the archive's default grid."
+    return XP_SAMPLED_WAVELENGTHS if wavelengths is None else np.asarray(wavelengths, dtype=float)
+
 def _check_band(band:str)->str:
     if band not in XP_BANDS: raise ValueError(f'band must be one of {XP_BANDS}, found {band!r}')
     return band
@@ -43,16 +47,16 @@ def _gaiaxpy_module(name:str):
 
 # %% ../nbs/02_bases.ipynb #5606fc2c
 def merge_weights(band:str, # 'bp' or 'rp'
-                  wavelengths=XP_SAMPLED_WAVELENGTHS, # grid in nm
+                  wavelengths=None, # grid in nm; None: XP_SAMPLED_WAVELENGTHS
                  )->np.ndarray:
     "Weight of `band` in the merged absolute spectrum at each wavelength (BP and RP weights sum to 1)."
-    wl = np.asarray(wavelengths, dtype=float)
+    wl = _grid(wavelengths)
     rp = np.clip((wl - RP_RANGE_NM[0]) / (BP_RANGE_NM[1] - RP_RANGE_NM[0]), 0., 1.)
     return rp if _check_band(band) == 'rp' else 1. - rp
 
 # %% ../nbs/02_bases.ipynb #1b3452f1
 def _default_grid(wavelengths)->bool:
-    wl = np.asarray(wavelengths, dtype=float)
+    wl = _grid(wavelengths)
     return wl.shape == XP_SAMPLED_WAVELENGTHS.shape and np.array_equal(wl, XP_SAMPLED_WAVELENGTHS)
 
 def _instrument_model(band:str):
@@ -70,7 +74,7 @@ CALIBRATIONS = ('tabulated', 'instrument')
 
 @functools.lru_cache(maxsize=16)
 def _design_matrix(band:str, wavelengths:tuple, calibration:str)->np.ndarray:
-    wl = np.asarray(wavelengths, dtype=float)
+    wl = _grid(wavelengths)
     if calibration == 'tabulated' and _default_grid(wl):
         a = _gaiaxpy_call(_gaiaxpy_module('gaiaxpy.core.config').load_xpsampling_from_xml)[band]
     else: a = _gaiaxpy_module('gaiaxpy.spectrum.sampled_basis_functions').SampledBasisFunctions.from_external_instrument_model(
@@ -80,12 +84,12 @@ def _design_matrix(band:str, wavelengths:tuple, calibration:str)->np.ndarray:
     return a
 
 def design_matrix(band:str, # 'bp' or 'rp'
-                  wavelengths=XP_SAMPLED_WAVELENGTHS, # grid in nm, 330–1050 (gaiaxpy's limits)
+                  wavelengths=None, # grid in nm, 330–1050 (gaiaxpy's limits); None: XP_SAMPLED_WAVELENGTHS
                   n_bases:int=55, # keep the first `n_bases` basis functions (DR3 has 55)
                   calibration:str='tabulated', # on the default grid: 'tabulated' (as gaiaxpy.calibrate) or 'instrument' (as the archive)
                  )->np.ndarray:
     "Calibrated basis functions of `band` on `wavelengths`: (pixels × bases), W m⁻² nm⁻¹ per unit coefficient."
-    wl = np.asarray(wavelengths, dtype=float)
+    wl = _grid(wavelengths)
     if wl.ndim != 1 or len(wl) < 2 or np.any(np.diff(wl) <= 0) or wl[0] < 330 or wl[-1] > 1050:
         raise ValueError('wavelengths must increase strictly and lie within 330–1050 nm')
     if calibration not in CALIBRATIONS: raise ValueError(f'calibration must be one of {CALIBRATIONS}, found {calibration!r}')
@@ -96,10 +100,10 @@ def design_matrix(band:str, # 'bp' or 'rp'
 # %% ../nbs/02_bases.ipynb #662026f3
 def band_weights(has_bp, # bool (n,): the star has BP coefficients
                  has_rp, # bool (n,): the star has RP coefficients
-                 wavelengths=XP_SAMPLED_WAVELENGTHS, # grid in nm
+                 wavelengths=None, # grid in nm; None: XP_SAMPLED_WAVELENGTHS
                 )->tuple[np.ndarray, np.ndarray]:
     "Per-star weights (n, pixels) of BP and RP in the sampled spectrum, as `gaiaxpy.calibrate` merges them."
-    wl = np.asarray(wavelengths, dtype=float)
+    wl = _grid(wavelengths)
     has_bp, has_rp = np.asarray(has_bp, bool)[:, None], np.asarray(has_rp, bool)[:, None]
     alone_bp = np.where(wl < BP_RANGE_NM[1], 1., np.nan)  # gaiaxpy masks λ ≥ 643 nm for BP alone
     alone_rp = np.where(wl > RP_RANGE_NM[0], 1., np.nan)  # and λ ≤ 635 nm for RP alone
@@ -159,10 +163,11 @@ def _present(coefficients)->np.ndarray:
     return ok if isinstance(ok, np.ndarray) else ok.cpu().numpy()
 
 def coefficients_to_flux(bp, rp, # (n, k_bp), (n, k_rp) coefficients (NumPy or torch); NaN rows: band missing
-                         wavelengths=XP_SAMPLED_WAVELENGTHS, # output grid in nm
+                         wavelengths=None, # output grid in nm; None: XP_SAMPLED_WAVELENGTHS
                          calibration:str='tabulated', # see `design_matrix`
                         ):
     "Merged sampled flux (n, pixels) in W m⁻² nm⁻¹ from BP and RP coefficient arrays."
+    wavelengths = _grid(wavelengths)
     w_bp, w_rp = band_weights(_present(bp), _present(rp), wavelengths)
     f_bp = band_flux(bp, design_matrix('bp', wavelengths, bp.shape[1], calibration))
     f_rp = band_flux(rp, design_matrix('rp', wavelengths, rp.shape[1], calibration))
@@ -197,13 +202,13 @@ def _sampled_chunk(xp, start, stop, wl, device, calibration):
 
 # %% ../nbs/02_bases.ipynb #cdc420f1
 def coefficients_to_sampled(xp, # `msa.xp.XPContinuous` (coefficients, errors, correlations)
-                            wavelengths=XP_SAMPLED_WAVELENGTHS, # output grid in nm (330–1050)
+                            wavelengths=None, # output grid in nm (330–1050); None: XP_SAMPLED_WAVELENGTHS
                             device=None, # None: NumPy; else a torch device ('cpu', 'cuda') for the products
                             chunk_rows:int=2048, # rows per batched product (bounds memory: rows·k·pixels)
                             calibration:str='tabulated', # 'tabulated' (gaiaxpy.calibrate default) or 'instrument' (archive XP_SAMPLED)
                            )->XPSampled:
     "Sampled absolute spectra (W m⁻² nm⁻¹) with errors from XP coefficients, as `gaiaxpy.calibrate` computes them."
-    wl = np.asarray(wavelengths, dtype=float)
+    wl = _grid(wavelengths)
     n = len(xp.source_id)
     flux, error = np.empty((n, len(wl))), np.empty((n, len(wl)))
     for start in range(0, n, chunk_rows):
@@ -216,16 +221,18 @@ def _band_pixels(band:str, wl)->np.ndarray:
     "Pixels where `band` alone makes the spectrum (merge weight 1, basis functions non-zero)."
     return (design_matrix(band, wl) != 0).any(1) & (merge_weights(band, wl) == 1)
 
-def _shared_projection(band, wl, n_bases, weights, rcond):
+def _shared_projection(band, wl, n_bases, weights, rcond, prior=None):
     "(k, pixels) matrix that maps flux to least-squares coefficients, weights shared by all stars."
     a, pix = design_matrix(band, wl, n_bases), _band_pixels(band, wl)
     sw = np.sqrt(weights[pix])
     p = np.zeros((n_bases, len(wl)))
-    p[:, pix] = np.linalg.pinv(a[pix] * sw[:, None], rcond=rcond) * sw
+    if prior is None: p[:, pix] = np.linalg.pinv(a[pix] * sw[:, None], rcond=rcond) * sw
+    else:          # Tikhonov, Σ w (A c − f)² + Σ (c_i / prior_i)², as least squares on [√w A; diag(1/prior)]
+        stacked = np.vstack([a[pix] * sw[:, None], np.diag(1 / np.asarray(prior, float)[:n_bases])])
+        p[:, pix] = np.linalg.pinv(stacked, rcond=rcond)[:, :pix.sum()] * sw
     return p
 
-# %% ../nbs/02_bases.ipynb #b4697163
-def _per_star_projection(flux, weights, band, wl, n_bases, ridge, refine:int=3):
+def _per_star_projection(flux, weights, band, wl, n_bases, ridge, prior=None, refine:int=3):
     "Weighted least squares per star: batched normal equations, then `refine` steps of iterative refinement."
     a, pix = design_matrix(band, wl, n_bases), _band_pixels(band, wl)
     a, f, w = a[pix], flux[:, pix], weights[:, pix]
@@ -233,6 +240,7 @@ def _per_star_projection(flux, weights, band, wl, n_bases, ridge, refine:int=3):
     scale = np.linalg.norm(a, axis=0); a = a / scale
     normal = np.einsum('pj,np,pk->njk', a, w, a, optimize=True)
     normal += ridge * np.trace(normal, axis1=1, axis2=2)[:, None, None] / n_bases * np.eye(n_bases)
+    if prior is not None: normal += np.diag((np.asarray(prior, float)[:n_bases] * scale) ** -2.)
     empty = ~(w > 0).any(1)                       # no usable pixel in this band: NaN coefficients
     normal[empty] = np.eye(n_bases)
     x = np.zeros((len(f), n_bases))
@@ -241,23 +249,25 @@ def _per_star_projection(flux, weights, band, wl, n_bases, ridge, refine:int=3):
     x[empty] = np.nan
     return x / scale
 
-# %% ../nbs/02_bases.ipynb #9e3e8804
+# %% ../nbs/02_bases.ipynb #d58337c4
 def sampled_to_coefficients(flux, # (n, pixels) sampled flux, W m⁻² nm⁻¹
                             flux_error=None, # None (unweighted), (pixels,) shared, or (n, pixels) per star
-                            wavelengths=XP_SAMPLED_WAVELENGTHS, # grid of `flux` in nm
+                            wavelengths=None, # grid of `flux` in nm; None: XP_SAMPLED_WAVELENGTHS
                             n_bases:int=55, # coefficients per band
                             rcond:float=1e-10, # pseudo-inverse cut-off (shared weights)
                             ridge:float=1e-15, # relative ridge (per-star weights), keeps stars with masked pixels solvable
+                            prior:dict|None=None, # optional {'bp': (k,), 'rp': (k,)} prior σ of each coefficient (Tikhonov)
                            )->tuple[np.ndarray, np.ndarray]:
     "BP and RP coefficients (each (n, n_bases)) whose sampled spectrum fits `flux` in least squares."
     flux = np.atleast_2d(np.asarray(flux, dtype=np.float64))
-    wl = np.asarray(wavelengths, dtype=float)
+    wl = _grid(wavelengths)
     if flux.shape[1] != len(wl): raise ValueError(f'flux has {flux.shape[1]} pixels but the grid has {len(wl)}')
     err = None if flux_error is None else np.asarray(flux_error, dtype=np.float64)
     out = []
     for band in XP_BANDS:
+        band_prior = None if prior is None else prior[band]
         if err is None or err.ndim == 1:
             w = np.ones(len(wl)) if err is None else err ** -2.
-            out.append(flux @ _shared_projection(band, wl, n_bases, w, rcond).T)
-        else: out.append(_per_star_projection(flux, np.atleast_2d(err) ** -2., band, wl, n_bases, ridge))
+            out.append(flux @ _shared_projection(band, wl, n_bases, w, rcond, band_prior).T)
+        else: out.append(_per_star_projection(flux, np.atleast_2d(err) ** -2., band, wl, n_bases, ridge, band_prior))
     return tuple(out)

@@ -206,7 +206,7 @@ class _nullcontext:
     def __enter__(self): return self
     def __exit__(self, *_): pass
 
-# %% ../nbs/10_learner.ipynb #602b9771
+# %% ../nbs/10_learner.ipynb #8cc03555
 def label_predictions(learn:Learner, # a fine-tuning learner
                       ds_idx:int=1,  # 0: training split, 1: validation split
                      )->tuple[np.ndarray, np.ndarray]:
@@ -216,7 +216,7 @@ def label_predictions(learn:Learner, # a fine-tuning learner
     mean, std = (torch.as_tensor(np.asarray(v), dtype=q.dtype) for v in (s.mean, s.std))
     return (q * std[None, :, None] + mean[None, :, None]).numpy(), (y * std + mean).numpy()
 
-# %% ../nbs/10_learner.ipynb #c5511d73
+# %% ../nbs/10_learner.ipynb #4a50fafa
 def combine_quantiles(members, # list of (B, L, Q) quantile tensors, one per ensemble member
                      )->torch.Tensor:
     "Average quantiles over ensemble members (ordered input gives ordered output)."
@@ -225,7 +225,7 @@ def combine_quantiles(members, # list of (B, L, Q) quantile tensors, one per ens
     if len(shapes) != 1: raise ValueError(f'ensemble members disagree on shape: {sorted(shapes)}')
     return torch.stack(list(members)).mean(0)
 
-# %% ../nbs/10_learner.ipynb #f0144296
+# %% ../nbs/10_learner.ipynb #ce49c7dd
 def finetune_ensemble(store, out, labels=None, pretrained=None, config:RunConfig|None=None,
                       seeds=(0, 1, 2), # one member per seed, in `out/seed_<s>`
                       device=None, epochs:int|None=None, resume:bool=False, progress:bool=True)->list[Learner]:
@@ -238,7 +238,7 @@ def finetune_ensemble(store, out, labels=None, pretrained=None, config:RunConfig
                                epochs=epochs, resume=resume, progress=progress))
     return members
 
-# %% ../nbs/10_learner.ipynb #f072aca6
+# %% ../nbs/10_learner.ipynb #5ab251e9
 from fastcore.script import Param
 
 def pretrain(store:Param('the msa store (.h5) to pretrain on', str, required=True)=None,

@@ -106,14 +106,15 @@ class StoreLoader:
                  memory_budget:int|None=None, # bytes of RAM for the in-memory mode (default a quarter of the RAM)
                  device_budget:int|None=None, # bytes of GPU memory for the resident mode (default half the free memory)
                  prefetch:int=4, # batches read ahead by the background threads
-                 workers:int=2, # background threads reading blocks (HDF5 mode)
+                 workers:int|None=None, # background threads reading blocks (HDF5 mode); None: a quarter of the CPU cores, 1 to 4
                  use_mmap:bool=True, # read uncompressed feature chunks through a memory map (HDF5 mode)
                 ):
         self.store = store if isinstance(store, Store) else open_store(store)
         if batch_size <= 0: raise ValueError(f'{batch_size=} must be positive')
         self.split, self.bs, self.shuffle, self.seed, self.permute_rows = split, batch_size, shuffle, seed, permute_rows
         self.in_memory, self.memory_budget, self.device_budget = in_memory, memory_budget, device_budget
-        self.prefetch, self.workers, self.use_mmap = prefetch, workers, use_mmap
+        self.prefetch, self.use_mmap = prefetch, use_mmap
+        self.workers = workers or max(1, min(4, (os.cpu_count() or 2) // 4))
         self.labels = None if labels is None else tuple(self.store.label_names if labels is True else labels)
         self.label_idx = None if self.labels is None else _label_indices(self.store, self.labels)
         self.mask = row_mask(self.store, split, self.label_idx)

@@ -410,27 +410,42 @@ def _empty_xp(k_bp:int=55, k_rp:int=55)->XPContinuous:
     return XPContinuous(np.zeros(0, np.int64), z(k_bp), z(k_bp), np.zeros(0), None, np.zeros(0, np.int16),
                         z(k_rp), z(k_rp), np.zeros(0), None, np.zeros(0, np.int16))
 
+def _rechunk(blocks, chunk_rows:int):
+    "Regroup `XPContinuous` blocks into parts of exactly `chunk_rows` stars (the last may be shorter)."
+    buf, n = [], 0
+    for b in blocks:
+        buf.append(b); n += len(b)
+        while n >= chunk_rows:
+            x = xp_concat(buf)
+            yield xp_take(x, slice(0, chunk_rows))
+            buf = [xp_take(x, slice(chunk_rows, None))]; n = len(buf[0])
+    if n: yield xp_concat(buf)
+
 def iter_xp_continuous(path, # any archive XP_CONTINUOUS file: CSV, ECSV, .csv.gz, FITS, VOTable
+                       chunk_rows:int|None=None,  # stars per yielded part; None: as read (text: blocks of `block_mb`)
                        rejects:Rejects|None=None, # collects stars left out, with reasons
                        correlations:bool=True,    # parse the correlation columns (not needed for a training store)
-                       block_mb:int=64,           # text files: megabytes of text per block
+                       block_mb:int=64,           # text files: megabytes of text per block read
                       ):
-    "Yield the stars of `path` as `XPContinuous` blocks."
+    "Yield the stars of `path` as `XPContinuous` parts."
     kind = xp_file_format(path)
     if kind == 'empty':
         if Path(path).suffix.lower() == '.gz': return
         raise InputError(path, 'empty file')
-    if kind in ('csv', 'ecsv'): yield from _iter_text(path, rejects, correlations, block_mb)
-    elif kind == 'fits': yield _read_fits(path, rejects, correlations)
-    else: yield _read_votable(path, rejects, correlations)
+    if kind in ('csv', 'ecsv'): blocks = _iter_text(path, rejects, correlations, block_mb)
+    elif kind == 'fits': blocks = iter([_read_fits(path, rejects, correlations)])
+    else: blocks = iter([_read_votable(path, rejects, correlations)])
+    yield from (blocks if chunk_rows is None else _rechunk(blocks, chunk_rows))
 
-def read_xp_continuous(path, rejects:Rejects|None=None, correlations:bool=True)->XPContinuous:
-    "All stars of an archive XP_CONTINUOUS file (format detected from the content)."
-    parts = list(iter_xp_continuous(path, rejects, correlations))
-    parts = [p for p in parts if len(p)] or parts[:1]
+def read_xp_continuous(path, # any archive XP_CONTINUOUS file (format detected from the content)
+                       rejects:Rejects|None=None, # collects stars left out, with reasons
+                       correlations:bool=True,    # parse the correlation columns
+                      )->XPContinuous:
+    "All stars of an archive XP_CONTINUOUS file."
+    parts = [p for p in iter_xp_continuous(path, rejects=rejects, correlations=correlations) if len(p)]
     return xp_concat(parts) if parts else _empty_xp()
 
-# %% ../nbs/01_xp.ipynb #ed8ba38e
+# %% ../nbs/01_xp.ipynb #40a9f18b
 def correlation_matrix(v:np.ndarray, # (n, k(k-1)/2) correlations, lower triangle without diagonal, row-major
                       )->np.ndarray:
     "(n, k, k) correlation matrices."
@@ -443,19 +458,18 @@ def correlation_matrix(v:np.ndarray, # (n, k(k-1)/2) correlations, lower triangl
     M[:, np.arange(k), np.arange(k)] = 1.0
     return M
 
-# %% ../nbs/01_xp.ipynb #5a4b4c33
+# %% ../nbs/01_xp.ipynb #13a6765b
 @patch
 def covariance(self:XPContinuous, band:str, # 'bp' or 'rp'
               )->np.ndarray:
-    "(n, k, k) covariance of the `band` coefficients: D M D, D = diag(errors / standard_deviation)."
+    "(n, k, k) covariance of the `band` coefficients in physical units: E M E, E = diag(errors)."
     if band not in BANDS: raise ValueError(f'{band=} must be one of {BANDS}')
     corr = getattr(self, f'{band}_correlations')
     if corr is None: raise ValueError(f'the file had no {band}_coefficient_correlations: no covariance')
-    e, s = getattr(self, f'{band}_coefficient_errors'), getattr(self, f'{band}_standard_deviation')
-    d = e / np.where(np.isfinite(s), s, 1.0)[:, None]
-    return d[:, :, None] * correlation_matrix(corr.astype(np.float64)) * d[:, None, :]
+    e = getattr(self, f'{band}_coefficient_errors')
+    return e[:, :, None] * correlation_matrix(corr.astype(np.float64)) * e[:, None, :]
 
-# %% ../nbs/01_xp.ipynb #b9b42c47
+# %% ../nbs/01_xp.ipynb #cbd4768c
 def g_flux_usable(g_flux)->np.ndarray:
     "Boolean mask: the G flux is finite and positive, so the XP block can be normalised."
     g = np.asarray(g_flux, dtype=np.float64)
@@ -480,7 +494,7 @@ def xp_block(xp:XPContinuous,  # continuous spectra of n stars
         if rejects is not None: rejects.add(xp.source_id[~ok], file, 'G flux not finite and positive: XP block left empty')
     return values.astype(np.float32), errors.astype(np.float32), xp_coefficient_names(xp.n_bp, xp.n_rp)
 
-# %% ../nbs/01_xp.ipynb #895327d3
+# %% ../nbs/01_xp.ipynb #6d3658f4
 @dataclass
 class XPSampled:
     "Sampled XP spectra of `n` stars on `p` wavelengths."
@@ -491,7 +505,7 @@ class XPSampled:
     def __len__(self): return len(self.source_id)
     def __repr__(self): return f'XPSampled({len(self)} stars × {len(self.wavelength)} wavelengths, {self.wavelength[0]:g}–{self.wavelength[-1]:g} nm)'
 
-# %% ../nbs/01_xp.ipynb #4ec60191
+# %% ../nbs/01_xp.ipynb #71c2d8db
 def _pivot_long(file, source_id, wavelength, flux, flux_error)->XPSampled:
     ids, first, si = np.unique(source_id, return_index=True, return_inverse=True)
     rank = np.empty(len(ids), np.int64); rank[np.argsort(first)] = np.arange(len(ids))
@@ -506,7 +520,7 @@ def _pivot_long(file, source_id, wavelength, flux, flux_error)->XPSampled:
     F[si, wi], E[si, wi] = flux, flux_error
     return XPSampled(ids.astype(np.int64), wl, F, E)
 
-# %% ../nbs/01_xp.ipynb #ab663ec1
+# %% ../nbs/01_xp.ipynb #82de3194
 def _sampled_from_columns(file, cols:dict, meta_id, wavelength=None)->XPSampled:
     for c in ('flux', 'flux_error'):
         if c not in cols: raise InputError(file, f'required column {c!r} is missing; columns are {list(cols)}')
@@ -532,7 +546,7 @@ def _wide_matrix(file, col, name)->np.ndarray:
     if k is None or (lens[lens > 0] != k).any(): raise InputError(file, f'{name} arrays must all have the same length; found lengths {sorted(set(lens.tolist()))}', column=name)
     return ragged_to_matrix(vals, lens, k)
 
-# %% ../nbs/01_xp.ipynb #87923ba1
+# %% ../nbs/01_xp.ipynb #13ecacc5
 def _sampled_text(path):
     gz = Path(path).suffix.lower() == '.gz'
     n_skip, names = _text_header(path, gz)
@@ -554,7 +568,7 @@ def _sampled_text(path):
         if c in cols: cols[c] = cols[c].to_numpy()
     return cols, meta_id
 
-# %% ../nbs/01_xp.ipynb #ab69445d
+# %% ../nbs/01_xp.ipynb #429f4e98
 def _sampled_fits(path):
     from astropy.io import fits
     raw = Path(path).read_bytes()
@@ -590,7 +604,7 @@ def read_xp_sampled(path, # an archive XP_SAMPLED file (CSV long form, ECSV, FIT
         sp = XPSampled(sp.source_id[~bad], sp.wavelength, sp.flux[~bad], sp.flux_error[~bad])
     return sp
 
-# %% ../nbs/01_xp.ipynb #12a6bf7c
+# %% ../nbs/01_xp.ipynb #435161c8
 def _read_one(path, correlations:bool):
     r = Rejects()
     return read_xp_continuous(path, r, correlations), r
