@@ -216,7 +216,7 @@ def coefficients_to_sampled(xp, # `msa.xp.XPContinuous` (coefficients, errors, c
         flux[start:stop], error[start:stop] = _sampled_chunk(xp, start, stop, wl, device, calibration)
     return XPSampled(source_id=np.asarray(xp.source_id, np.int64), wavelength=wl, flux=flux, flux_error=error)
 
-# %% ../nbs/02_bases.ipynb #43fff6bd
+# %% ../nbs/02_bases.ipynb #c9523be1
 def _band_pixels(band:str, wl)->np.ndarray:
     "Pixels where `band` alone makes the spectrum (merge weight 1, basis functions non-zero)."
     return (design_matrix(band, wl) != 0).any(1) & (merge_weights(band, wl) == 1)
@@ -249,7 +249,7 @@ def _per_star_projection(flux, weights, band, wl, n_bases, ridge, prior=None, re
     x[empty] = np.nan
     return x / scale
 
-# %% ../nbs/02_bases.ipynb #d58337c4
+# %% ../nbs/02_bases.ipynb #9e3e8804
 def sampled_to_coefficients(flux, # (n, pixels) sampled flux, W m⁻² nm⁻¹
                             flux_error=None, # None (unweighted), (pixels,) shared, or (n, pixels) per star
                             wavelengths=None, # grid of `flux` in nm; None: XP_SAMPLED_WAVELENGTHS

@@ -6,7 +6,7 @@
 __all__ = ['SMOKE_MODEL', 'column_roles', 'draw_hidden', 'MaskingCallback', 'add_error_noise', 'ErrorNoiseCallback',
            'synthetic_stars', 'StarTensors', 'StarTensorLoader', 'synthetic_dls', 'synthetic_learner']
 
-# %% ../nbs/09_callbacks.ipynb #3b2f6f01
+# %% ../nbs/09_callbacks.ipynb #ce9e47df
 import numpy as np
 import torch
 from fastai.callback.core import Callback
@@ -18,7 +18,7 @@ from .core import ColumnSchema, ModelConfig, PretrainConfig, FinetuneConfig
 from .model import MaskedStellarAutoencoder, StellarParameterModel, splitter
 from .losses import ReconstructionLoss, QuantileLoss, MultitaskLoss
 
-# %% ../nbs/09_callbacks.ipynb #e32ba80c
+# %% ../nbs/09_callbacks.ipynb #8cf0eb83
 def column_roles(schema:ColumnSchema)->dict[str, np.ndarray]:
     "Boolean masks over `schema.columns`: 'xp' (hidden as a block), 'feature' (hidden one by one), 'always' (labels)."
     always = np.array([c in schema.label_columns() for c in schema.columns])
@@ -26,7 +26,7 @@ def column_roles(schema:ColumnSchema)->dict[str, np.ndarray]:
     xp = schema.group_mask('xp') & rec & ~always
     return {'xp': xp, 'feature': rec & ~schema.group_mask('xp') & ~always, 'always': always}
 
-# %% ../nbs/09_callbacks.ipynb #275d1ee0
+# %% ../nbs/09_callbacks.ipynb #a93d97ce
 def draw_hidden(n:int,                  # rows in the batch
                 roles:dict,             # `column_roles` of the schema, as torch booleans on `device`
                 mask_ratio_xp:float,    # probability of hiding a row's whole XP block
@@ -37,7 +37,7 @@ def draw_hidden(n:int,                  # rows in the batch
     features = torch.rand(n, len(roles['xp']), device=device, generator=generator) < mask_ratio_features
     return (xp_rows & roles['xp']) | (features & roles['feature']) | roles['always']
 
-# %% ../nbs/09_callbacks.ipynb #33c65299
+# %% ../nbs/09_callbacks.ipynb #3de5e0c6
 class MaskingCallback(Callback):
     "Hide the XP block, other features and label columns; set `learn.xb=(x, hidden)` and the loss targets."
     order = 2
@@ -89,7 +89,7 @@ class MaskingCallback(Callback):
         if self.task == 'pretrain': self.learn.yb = targets
         elif self.task == 'multitask' and self.yb: self.learn.yb = (*self.yb, *targets)
 
-# %% ../nbs/09_callbacks.ipynb #a50b496e
+# %% ../nbs/09_callbacks.ipynb #0842e5b3
 def add_error_noise(x:torch.Tensor,   # values, NaN = missing
                     err:torch.Tensor, # their 1-sigma errors, same shape (NaN = unknown: no noise)
                     scale:float=1.0,  # multiplies every error
@@ -98,7 +98,7 @@ def add_error_noise(x:torch.Tensor,   # values, NaN = missing
     eps = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
     return x + eps * torch.nan_to_num(err, nan=0.0).to(x.dtype) * scale
 
-# %% ../nbs/09_callbacks.ipynb #62429c14
+# %% ../nbs/09_callbacks.ipynb #7f060bdc
 class ErrorNoiseCallback(Callback):
     "Training only: add Gaussian noise with each element's own error to the inputs (and optionally the labels)."
     order = 1   # before `MaskingCallback`
@@ -119,7 +119,7 @@ class ErrorNoiseCallback(Callback):
             y, y_err, *rest = self.yb
             self.learn.yb = (add_error_noise(y, y_err, self.scale), y_err, *rest)
 
-# %% ../nbs/09_callbacks.ipynb #844f9ab6
+# %% ../nbs/09_callbacks.ipynb #ec661873
 def synthetic_stars(schema:ColumnSchema, # columns and labels to simulate
                     n:int=1024,          # number of stars
                     seed:int=0,          # random seed
@@ -142,7 +142,7 @@ def synthetic_stars(schema:ColumnSchema, # columns and labels to simulate
     y[torch.rand(y.shape, generator=g) < missing] = float('nan')
     return x, x_err, y, y_err
 
-# %% ../nbs/09_callbacks.ipynb #5ae15831
+# %% ../nbs/09_callbacks.ipynb #b676c712
 class StarTensors:
     "Tensors of equal length indexed together; `n_inp` of them are model inputs."
     def __init__(self, tensors:tuple[torch.Tensor, ...], n_inp:int=2): self.tensors, self.n_inp = tuple(tensors), n_inp
@@ -167,7 +167,7 @@ def synthetic_dls(tensors:tuple[torch.Tensor, ...], # equal-length tensors, inpu
     valid = StarTensors([t[-n_valid:] for t in tensors], n_inp)
     return DataLoaders(StarTensorLoader(train, bs=bs, shuffle=True), StarTensorLoader(valid, bs=bs), device=device)
 
-# %% ../nbs/09_callbacks.ipynb #c03ba923
+# %% ../nbs/09_callbacks.ipynb #868e6a97
 SMOKE_MODEL = ModelConfig(d_embedding=4, n_frequencies=4, encoder_widths=(32, 16), decoder_widths=(32,))
 
 def synthetic_learner(schema:ColumnSchema,       # columns and labels of the toy problem

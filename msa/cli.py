@@ -30,6 +30,7 @@ def config(preset:str='small', # starting preset: 'small' (CPU minutes) or 'pape
 # %% ../nbs/13_cli.ipynb #e627bf94
 COMMANDS = {
     'config': ('msa.cli:config', 'print or write a run configuration (a preset plus a YAML file), checking every key'),
+    'mock': ('msa.mock:mock', 'write a mock Gaia catalogue with known truth (archive-format XP, photometry, labels)'),
     'store build': ('msa.store:store_build', 'read Gaia XP files, photometry and labels into one HDF5 training store'),
     'pretrain': ('msa.learner:pretrain', 'self-supervised pretraining of the masked autoencoder on a store'),
     'finetune': ('msa.learner:finetune', 'fine-tune 16/50/84 % quantiles of stellar labels from a pretrained model'),

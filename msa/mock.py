@@ -9,7 +9,7 @@ __all__ = ['G_SUN_LOGG', 'TEFF_SUN', 'IR_BANDS', 'PHOT_NOISE', 'XP_NOISE', 'REAL
            'gaia_magnitudes', 'infrared_magnitudes', 'magnitude_error', 'xp_coefficient_errors', 'mock_source_ids',
            'MockCatalogue', 'draw_population', 'coefficient_prior', 'true_xp_coefficients', 'noisy_xp',
            'mock_photometry', 'mock_labels', 'make_mock_catalogue', 'format_arrays', 'xp_continuous_table',
-           'write_xp_continuous', 'write_mock_files']
+           'write_xp_continuous', 'write_mock_files', 'mock']
 
 # %% ../nbs/04_mock.ipynb #7f81555d
 import functools
@@ -25,6 +25,7 @@ import pyarrow.csv as pcsv
 from .core import XP_SAMPLED_WAVELENGTHS, LABEL_UNITS
 from .bases import sampled_to_coefficients, coefficients_to_flux, _gaiaxpy_call, _gaiaxpy_module
 from .xp import XPContinuous, xp_take
+from fastcore.script import Param
 
 # %% ../nbs/04_mock.ipynb #0efa6f89
 def draw_ages_metallicities(n:int, rng:np.random.Generator, halo_fraction:float=0.05)->dict:
@@ -413,3 +414,20 @@ def write_mock_files(catalogue:MockCatalogue, # from `make_mock_catalogue`
     labels = d/'labels_mock.fits'
     _units_table(catalogue.labels, LABEL_UNITS).write(labels, overwrite=True)
     return {'xp': xp_paths, 'photometry': phot, 'labels': labels}
+
+# %% ../nbs/04_mock.ipynb #a7e0dc46
+def mock(out:Param('folder to write the files into (created if needed)', str, required=True)=None,
+         n:int=100_000,           # number of stars
+         seed:int=0,              # seed: same seed, same catalogue
+         xp_format:str='csv',     # 'csv' (DataLink) or 'ecsv' (the archive's bulk format)
+         chunk_rows:int=None,     # XP rows per file (default: one file)
+         label_fraction:float=0.5, # fraction of stars in the labels table
+        ):
+    "Write a mock Gaia catalogue with known truth: XP_CONTINUOUS file(s), a photometry CSV, a labels FITS table and the truth as Parquet."
+    cat = make_mock_catalogue(n, seed=seed, label_fraction=label_fraction)
+    paths = write_mock_files(cat, out, xp_format=xp_format, chunk_rows=chunk_rows)
+    truth = Path(out)/'truth_mock.parquet'
+    cat.truth.to_parquet(truth)
+    print(f'{n:,} mock stars ({int(np.isfinite(cat.xp.rp_coefficients[:, 0]).sum()):,} with XP) written to {out}:')
+    for p in [*paths['xp'], paths['photometry'], paths['labels'], truth]: print(f'  {p}')
+    return paths

