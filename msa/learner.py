@@ -60,7 +60,7 @@ class Checkpoint(Callback):
     def after_train(self): self._trained = True   # not called by `validate()` nor for epochs skipped on resume
 
     def after_epoch(self):
-        if not self._trained: return
+        if not self._trained or hasattr(self.learn, 'lr_finder'): return   # nothing to keep from `lr_find`
         self._trained = False
         self.file.parent.mkdir(parents=True, exist_ok=True)
         state = {'model': self.learn.model.state_dict(), 'opt': _plain(self.learn.opt.state_dict()),
