@@ -34,6 +34,9 @@ COMMANDS = {
     'store build': ('msa.store:store_build', 'read Gaia XP files, photometry and labels into one HDF5 training store'),
     'pretrain': ('msa.learner:pretrain', 'self-supervised pretraining of the masked autoencoder on a store'),
     'finetune': ('msa.learner:finetune', 'fine-tune 16/50/84 % quantiles of stellar labels from a pretrained model'),
+    'predict': ('msa.predict:predict', 'predict label quantiles (and flags, embeddings) for a store or archive files into FITS/Parquet/HDF5'),
+    'evaluate': ('msa.evaluate:evaluate_cli', 'accuracy and calibration of predicted quantiles against known labels, with a tree baseline and a report'),
+    'demo': ('msa.demo:demo', 'the whole path on the real APOGEE XP library: store, pretrain, fine-tune, predict, evaluate'),
 }
 
 # %% ../nbs/13_cli.ipynb #44287436
