@@ -9,6 +9,7 @@ __all__ = ['BANDS', 'XPContinuous', 'xp_take', 'xp_concat', 'parse_text_arrays',
 
 # %% ../nbs/01_xp.ipynb #5ef5b7c7
 import concurrent.futures
+import contextlib
 import gzip
 import io
 import multiprocessing
@@ -347,8 +348,10 @@ def _fits_column(raw, hdu, name):
     if x.dtype.kind in 'iu' and col.null is not None: return np.where(x == col.null, np.nan, x.astype(np.float64))
     return x.astype(np.float64)
 
-# %% ../nbs/01_xp.ipynb #cf84b68a
-def _read_fits(path, rejects, correlations:bool):
+# %% ../nbs/01_xp.ipynb #131d7fbb
+@contextlib.contextmanager
+def _fits_table(path):
+    "(raw bytes, first binary-table HDU) of a FITS file; an `InputError` names the file if there is none."
     from astropy.io import fits
     raw = Path(path).read_bytes()
     try: hdul = fits.open(io.BytesIO(raw), memmap=False)
@@ -356,6 +359,10 @@ def _read_fits(path, rejects, correlations:bool):
     with hdul:
         hdu = next((h for h in hdul if isinstance(h, fits.BinTableHDU)), None)
         if hdu is None: raise InputError(path, 'the FITS file has no binary table')
+        yield raw, hdu
+
+def _read_fits(path, rejects, correlations:bool):
+    with _fits_table(path) as (raw, hdu):
         lower = {c.lower(): c for c in hdu.columns.names}
         names = list(lower)
         wide = any(_WIDE.match(c) for c in names)
@@ -568,15 +575,9 @@ def _sampled_text(path):
         if c in cols: cols[c] = cols[c].to_numpy()
     return cols, meta_id
 
-# %% ../nbs/01_xp.ipynb #d11ff1a6
+# %% ../nbs/01_xp.ipynb #105e451b
 def _sampled_fits(path):
-    from astropy.io import fits
-    raw = Path(path).read_bytes()
-    try: hdul = fits.open(io.BytesIO(raw), memmap=False)
-    except Exception as e: raise InputError(path, f'not a readable FITS file: {e}') from None
-    with hdul:
-        hdu = next((h for h in hdul if isinstance(h, fits.BinTableHDU)), None)
-        if hdu is None: raise InputError(path, 'the FITS file has no binary table')
+    with _fits_table(path) as (raw, hdu):
         cols = {c.lower(): _fits_column(raw, hdu, c) for c in hdu.columns.names}
         return cols, hdu.header.get('SOURCEID')
 
