@@ -6,7 +6,8 @@
 __all__ = ['Checkpoint', 'load_checkpoint', 'pretrain_learner', 'load_autoencoder', 'finetune_learner', 'save_run', 'fit_run',
            'label_predictions', 'combine_quantiles', 'finetune_ensemble', 'pretrain', 'finetune']
 
-# %% ../nbs/10_learner.ipynb #9483794b
+# %% ../nbs/10_learner.ipynb #14886aa6
+import contextlib
 import dataclasses
 import json
 import random
@@ -195,16 +196,12 @@ def fit_run(learn:Learner,    # from `pretrain_learner` or `finetune_learner`
         learn.dls.train.epoch = start   # the block order of epoch `start`, as in an uninterrupted run
         if start >= epochs: print(f'{learn.out}: all {epochs} epochs were done already')
     if start < epochs:
-        ctx = learn.no_bar() if not progress else _nullcontext()
+        ctx = learn.no_bar() if not progress else contextlib.nullcontext()
         # the log lives only during the fit (fastai's `validate` would add headers to it otherwise)
         log = CSVLogger(fname=learn.out/'log.csv', append=resume)
         with ctx: learn.fit_one_cycle(epochs, lr, start_epoch=start, cbs=[log])
     save_run(learn)
     return learn
-
-class _nullcontext:
-    def __enter__(self): return self
-    def __exit__(self, *_): pass
 
 # %% ../nbs/10_learner.ipynb #8cc03555
 def label_predictions(learn:Learner, # a fine-tuning learner
