@@ -8,7 +8,7 @@ __all__ = ['G_EDGES', 'TEFF_EDGES', 'quantile_name', 'label_quantiles', 'bias', 
            'read_predictions', 'store_truth', 'read_truth', 'join_truth', 'compute_metrics', 'metrics_frame',
            'axis_name', 'plot_one_to_one', 'plot_residuals', 'plot_kiel', 'plot_pit', 'evaluation_figures',
            'markdown_table', 'report_markdown', 'markdown_to_html', 'evaluate', 'gbt_features', 'fit_quantile_gbt',
-           'predict_quantile_gbt', 'gbt_baseline', 'evaluate_cli']
+           'predict_quantile_gbt', 'gbt_baseline', 'mlp_inputs', 'mlp_baseline', 'evaluate_cli']
 
 # %% ../nbs/12_evaluate.ipynb #0994edb1
 import datetime
@@ -24,7 +24,7 @@ import pandas as pd
 from fastcore.script import Param
 from matplotlib.figure import Figure
 
-from .core import LABELS, LABEL_UNITS, InputError
+from .core import LABELS, LABEL_UNITS, PHOT_BANDS, InputError
 
 # %% ../nbs/12_evaluate.ipynb #d071e4c1
 _QUANTILE_COLUMN = re.compile(r'^(?P<label>.+)_p(?P<whole>\d+)(?:_(?P<frac>\d+))?$')
@@ -510,6 +510,71 @@ def gbt_baseline(store_path, # an msa store with labels
         rows = np.sort(rng.choice(rows, max_train, replace=False)) if len(rows) > max_train else rows
         pred = predict_quantile_gbt(fit_quantile_gbt(X[rows][:, feats], y[rows], quantiles, max_iter, seed, n_threads), Xv)
         out |= {quantile_name(l, q): pred[:, i] for i, q in enumerate(quantiles)}
+    return pd.DataFrame(out)
+
+# %% ../nbs/12_evaluate.ipynb #df400742
+def mlp_inputs(columns, # the store's column names
+               values:np.ndarray, # (n, F) store values in physical units
+               train:np.ndarray, # (n,) booleans: the rows the scaling is fitted on
+              )->np.ndarray:
+    "Features of the plain-MLP baseline: log sampled flux, colours against G, G, other columns; robustly scaled, NaN → 0."
+    import warnings
+    columns = list(columns)
+    flux = np.array([c.startswith('flux_') for c in columns])
+    x = values.astype(np.float64, copy=True)
+    if flux.any():   # log10 of the flux, floored at 1e-4 of the typical flux (the bluest pixels of cool stars reach zero)
+        f = x[:, flux]
+        x[:, flux] = np.log10(np.clip(f, 1e-4 * np.nanmedian(np.abs(f[train])), None))
+    mags = [i for i, c in enumerate(columns) if c in PHOT_BANDS and c != 'g']
+    if 'g' in columns and mags: x[:, mags] -= x[:, [columns.index('g')]]
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning)   # all-NaN columns
+        q25, med, q75 = np.nanpercentile(x[train], [25, 50, 75], axis=0)
+    keep = np.isfinite(med)
+    iqr = np.where(q75 - q25 > 0, q75 - q25, 1.0)
+    return np.nan_to_num((x[:, keep] - med[keep]) / iqr[keep]).astype(np.float32)
+
+# %% ../nbs/12_evaluate.ipynb #848bc2e0
+def mlp_baseline(store_path, # an msa store with labels
+                 labels=None, # labels to predict (default: all the store's labels)
+                 quantiles=(0.16, 0.5, 0.84), # quantile levels
+                 epochs:int=30, # passes over the training split
+                 width:int=512, # hidden width (layers: width, width, width/2)
+                 batch_size:int=256, # stars per batch
+                 lr:float=2e-3, # peak learning rate of the one-cycle schedule
+                 seed:int=0, # weights and batch order
+                 progress:bool=False, # a progress bar over epochs
+                )->pd.DataFrame:
+    "A plain MLP trained with the pinball loss on the training split; predictions for the validation split."
+    import torch
+    from tqdm.auto import tqdm
+    from msa.losses import QuantileLoss
+    ids, X, Y, split, columns, names = _store_arrays(store_path)
+    labels = list(labels or names)
+    if missing := [l for l in labels if l not in names]: raise InputError(store_path, f'the store has no label {missing[0]!r}; it has {list(names)}')
+    Y = Y[:, [names.index(l) for l in labels]]
+    train = (split == 0) & np.isfinite(Y).any(1)
+    x = torch.from_numpy(mlp_inputs(columns, X, split == 0))
+    mean, std = np.nanmean(Y[train], 0), np.nanstd(Y[train], 0)
+    y = torch.from_numpy(((Y - mean) / np.where(std > 0, std, 1)).astype(np.float32))
+    g = torch.Generator().manual_seed(seed); torch.manual_seed(seed)
+    k, nq = len(labels), len(quantiles)
+    net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], width), torch.nn.GELU(), torch.nn.Linear(width, width), torch.nn.GELU(),
+                              torch.nn.Linear(width, width // 2), torch.nn.GELU(), torch.nn.Linear(width // 2, k * nq))
+    rows = torch.from_numpy(np.flatnonzero(train))
+    steps = epochs * -(-len(rows) // batch_size)
+    opt = torch.optim.AdamW(net.parameters(), lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps)
+    loss_fn = QuantileLoss(quantiles)
+    for _ in tqdm(range(epochs), desc='MLP baseline', disable=not progress):
+        for b in rows[torch.randperm(len(rows), generator=g)].split(batch_size):
+            loss = loss_fn(net(x[b]).view(-1, k, nq), y[b])
+            opt.zero_grad(); loss.backward(); opt.step(); sched.step()
+    net.eval()
+    with torch.no_grad(): q = net(x[torch.from_numpy(split == 1)]).view(-1, k, nq).sort(-1).values.numpy()
+    q = q * std[None, :, None] + mean[None, :, None]
+    out = {'source_id': ids[split == 1]}
+    for j, l in enumerate(labels): out |= {quantile_name(l, lv): q[:, j, i] for i, lv in enumerate(quantiles)}
     return pd.DataFrame(out)
 
 # %% ../nbs/12_evaluate.ipynb #101608aa
