@@ -4,11 +4,11 @@
 
 # %% auto #0
 __all__ = ['RUN_FILES', 'FITS_KEYWORDS', 'CATALOGUE_WRITERS', 'Predictor', 'load_predictor', 'quantile_suffix', 'OutputColumn',
-           'output_layout', 'column_map', 'map_columns', 'describe_mapping', 'input_flags', 'scaled_inputs',
-           'physical_quantiles', 'predict_rows', 'ParquetCatalogue', 'HDF5Catalogue', 'fits_table_header',
-           'FITSCatalogue', 'catalogue_writer', 'parse_shard', 'shard_rows', 'PredictReport', 'catalogue_meta',
-           'predict_store', 'predict_files', 'XPReconstruction', 'xp_to_flux', 'reconstruct_xp', 'plot_reconstruction',
-           'predict']
+           'output_layout', 'column_map', 'map_columns', 'describe_mapping', 'input_flags', 'hidden_columns',
+           'scaled_inputs', 'physical_quantiles', 'predict_rows', 'ParquetCatalogue', 'HDF5Catalogue',
+           'fits_table_header', 'FITSCatalogue', 'catalogue_writer', 'parse_shard', 'shard_rows', 'PredictReport',
+           'catalogue_meta', 'predict_store', 'predict_files', 'XPReconstruction', 'xp_to_flux', 'reconstruct_xp',
+           'plot_reconstruction', 'predict']
 
 # %% ../nbs/11_predict.ipynb #6a4a66af
 import concurrent.futures
@@ -181,18 +181,25 @@ def describe_mapping(store_columns, model_columns)->str|None:
 def input_flags(values:np.ndarray, # (n, F) rows in the model's column order, physical units
                 schema:ColumnSchema, # the model's schema
                 no_xp:bool=False,  # the XP block is hidden
+                xp_only:bool=False, # everything but the XP block is hidden
                )->dict:
-    "`has_xp`, `n_phot` and `has_parallax` of each row."
-    ok = np.isfinite(values)
+    "`has_xp`, `n_phot` and `has_parallax` of each row (counting only inputs the model was shown)."
+    ok = np.isfinite(values) & ~hidden_columns(schema, no_xp, xp_only)
     has_xp = ok[:, schema.group_mask('xp')].any(1) & (not no_xp)
     plx = 'parallax' in schema.columns and 'parallax' not in schema.label_columns()
     has_plx = ok[:, schema.index('parallax')] if plx else np.zeros(len(values), bool)
     return {'has_xp': has_xp, 'n_phot': ok[:, schema.group_mask('photometry')].sum(1).astype(np.int16), 'has_parallax': has_plx}
 
-def scaled_inputs(predictor:Predictor, values:np.ndarray, no_xp:bool=False)->np.ndarray:
-    "Rows scaled with the model's scaler (float32, NaN = missing); the XP block NaN with `no_xp`."
+def hidden_columns(schema:ColumnSchema, no_xp:bool=False, xp_only:bool=False)->np.ndarray:
+    "(F,) booleans: the columns hidden from the model by `no_xp` (the XP block) or `xp_only` (all the rest)."
+    if no_xp and xp_only: raise ValueError('no_xp and xp_only exclude each other: nothing would be left to predict from')
+    xp = schema.group_mask('xp')
+    return xp if no_xp else (~xp if xp_only else np.zeros_like(xp))
+
+def scaled_inputs(predictor:Predictor, values:np.ndarray, no_xp:bool=False, xp_only:bool=False)->np.ndarray:
+    "Rows scaled with the model's scaler (float32, NaN = missing); hidden columns (see `hidden_columns`) NaN."
     x = predictor.scaler.transform(np.asarray(values, np.float32))[0]
-    if no_xp: x[:, predictor.schema.group_mask('xp')] = np.nan
+    x[:, hidden_columns(predictor.schema, no_xp, xp_only)] = np.nan
     return x
 
 # %% ../nbs/11_predict.ipynb #d8e06c8e
@@ -216,15 +223,16 @@ def predict_rows(predictor:Predictor, # the loaded run
                  values:np.ndarray,   # (n, F) rows in the model's column order, physical units, NaN = missing
                  no_xp:bool=False,    # hide the XP block (faint-star mode)
                  embeddings:bool=False, # also return the latent vectors
+                 xp_only:bool=False,  # hide everything but the XP block (an ablation)
                 )->dict:
     "Catalogue columns (name → array) of one batch, as `output_layout` lists them."
-    q, z = _forward(predictor, scaled_inputs(predictor, values, no_xp), embeddings)
+    q, z = _forward(predictor, scaled_inputs(predictor, values, no_xp, xp_only), embeddings)
     out = {'source_id': np.asarray(source_id, np.int64)}
     if q is not None:
         q = physical_quantiles(predictor, q)
         for i, l in enumerate(predictor.labels):
             for j, p in enumerate(predictor.quantiles): out[f'{l}_{quantile_suffix(p)}'] = q[:, i, j]
-    out.update(input_flags(values, predictor.schema, no_xp))
+    out.update(input_flags(values, predictor.schema, no_xp, xp_only))
     if embeddings: out['embedding'] = z
     return out
 
@@ -275,7 +283,7 @@ class HDF5Catalogue:
 # %% ../nbs/11_predict.ipynb #7517ee39
 _FITS_CODES = {'int64': ('K', '>i8'), 'int16': ('I', '>i2'), 'float32': ('E', '>f4'), 'bool': ('L', 'u1')}
 FITS_KEYWORDS = {'msa_version': 'MSA_VER', 'kind': 'MSA_KIND', 'quantiles': 'MSA_QUAN', 'labels': 'MSA_LABS', 'model': 'MSA_MODL',
-                 'input': 'MSA_INPT', 'no_xp': 'MSA_NOXP', 'rows': 'MSA_ROWS', 'shard': 'MSA_SHRD'}
+                 'input': 'MSA_INPT', 'no_xp': 'MSA_NOXP', 'xp_only': 'MSA_XPON', 'rows': 'MSA_ROWS', 'shard': 'MSA_SHRD'}
 
 def fits_table_header(layout:list[OutputColumn], # the catalogue's columns
                       meta:dict,   # run information (keys of `FITS_KEYWORDS`)
@@ -360,11 +368,11 @@ class PredictReport:
         return (f'{self.path}: {self.n_rows:,} stars (input rows {self.rows.start}–{self.rows.stop - 1}) in {self.elapsed:.1f} s '
                 f'({rate:,.0f} stars/s)' + (f'\n  note: {self.mapping}' if self.mapping else ''))
 
-def catalogue_meta(predictor:Predictor, input_path, no_xp:bool, rows:slice, shard)->dict:
+def catalogue_meta(predictor:Predictor, input_path, no_xp:bool, rows:slice, shard, xp_only:bool=False)->dict:
     "Run information written into the catalogue's header/metadata."
     return {'msa_version': msa.__version__, 'kind': predictor.kind, 'quantiles': ','.join(f'{q:g}' for q in predictor.quantiles),
             'labels': ','.join(predictor.labels), 'model': str(predictor.run_dir), 'input': str(input_path),
-            'no_xp': bool(no_xp), 'rows': f'{rows.start}:{rows.stop}', 'shard': str(shard or '')}
+            'no_xp': bool(no_xp), 'xp_only': bool(xp_only), 'rows': f'{rows.start}:{rows.stop}', 'shard': str(shard or '')}
 
 # %% ../nbs/11_predict.ipynb #61fd60bd
 def _batches(store:Store, sel:slice, batch_size:int):
@@ -384,6 +392,7 @@ def predict_store(predictor, # a `Predictor` or a run directory
                   out,       # catalogue to write: .fits, .parquet or .h5
                   batch_size:int=65536, # stars per batch
                   no_xp:bool=False,     # hide the XP block: predict from photometry and astrometry alone
+                  xp_only:bool=False,   # hide photometry and astrometry: predict from the XP block alone (an ablation)
                   embeddings:bool=False, # also write the latent vectors (column `embedding`)
                   rows:slice|None=None, # a contiguous range of store rows (None: all)
                   shard:str|None=None,  # 'i/n': the i-th of n contiguous shares of `rows`
@@ -400,11 +409,11 @@ def predict_store(predictor, # a `Predictor` or a run directory
     mapping = describe_mapping(st.columns, predictor.schema.columns)
     if mapping: print(f'msa predict: {mapping}', file=sys.stderr)
     layout = output_layout(predictor, embeddings)
-    writer = catalogue_writer(out, layout, catalogue_meta(predictor, st.path, no_xp, sel, shard), sel.stop - sel.start)
+    writer = catalogue_writer(out, layout, catalogue_meta(predictor, st.path, no_xp, sel, shard, xp_only), sel.stop - sel.start)
     try:
         with tqdm(total=sel.stop - sel.start, unit='star', unit_scale=True, desc='predict', disable=not progress) as bar:
             for ids, values in _batches(st, sel, batch_size):
-                writer.write(predict_rows(predictor, ids, map_columns(values, index), no_xp, embeddings))
+                writer.write(predict_rows(predictor, ids, map_columns(values, index), no_xp, embeddings, xp_only))
                 bar.update(len(ids))
         writer.close()
     except BaseException: writer.abort(); raise
@@ -517,6 +526,7 @@ def predict(model:Param('trained run directory (or its model.pth)', str, require
             out:Param('catalogue to write: .fits, .parquet or .h5', str, required=True)=None,
             photometry:Param('photometry/astrometry tables joined by source_id (archive-file input only)', str, nargs='*')=None,
             no_xp:bool=False,      # hide the XP block: predict from photometry and astrometry alone (faint stars)
+            xp_only:bool=False,    # hide photometry and astrometry: predict from the XP block alone (an ablation)
             embeddings:bool=False, # also write each star's latent vector (column `embedding`)
             shard:str=None,        # 'i/n': process the i-th (from 0) of n contiguous shares of the store rows or input files
             batch_size:int=65536,  # stars per batch
@@ -529,7 +539,7 @@ def predict(model:Param('trained run directory (or its model.pth)', str, require
     missing = [p for p in inputs if not Path(p).exists()]
     if missing: raise FileNotFoundError(f'input {missing[0]} does not exist')
     p = load_predictor(model, device)
-    kw = dict(batch_size=batch_size, no_xp=no_xp, embeddings=embeddings, shard=shard, progress=not quiet)
+    kw = dict(batch_size=batch_size, no_xp=no_xp, xp_only=xp_only, embeddings=embeddings, shard=shard, progress=not quiet)
     if len(inputs) == 1 and _is_store(inputs[0]):
         if photometry: raise ValueError('--photometry is for archive-file input; a store already holds its photometry')
         report = predict_store(p, inputs[0], out, **kw)
