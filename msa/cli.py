@@ -80,3 +80,7 @@ def main(argv:list[str]|None=None)->int:
         if os.environ.get('MSA_DEBUG'): raise
         print(f'msa {name}: error: {e}', file=sys.stderr); return 2
     return 0
+
+# %% ../nbs/13_cli.ipynb #b909964c
+#| eval: false
+if __name__ == '__main__': sys.exit(main())   # `python -m msa.cli …`, as `torchrun … -m msa.cli pretrain …` runs it

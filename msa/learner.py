@@ -63,6 +63,8 @@ class Checkpoint(Callback):
     def after_epoch(self):
         if not self._trained or hasattr(self.learn, 'lr_finder'): return   # nothing to keep from `lr_find`
         self._trained = False
+        from msa.distributed import is_main_process   # lazy: data-parallel training is optional
+        if not is_main_process(): return   # under DDP every rank holds the same weights: rank 0 writes them
         self.file.parent.mkdir(parents=True, exist_ok=True)
         state = {'model': self.learn.model.state_dict(), 'opt': _plain(self.learn.opt.state_dict()),
                  'epoch': self.epoch + 1, 'n_epoch': self.n_epoch, 'rng': _plain(_rng_state())}
@@ -183,7 +185,8 @@ def fit_run(learn:Learner,    # from `pretrain_learner` or `finetune_learner`
             resume:bool=False,   # continue from the last checkpoint in the run directory
             progress:bool=True,  # show fastai's progress bars
            )->Learner:
-    "Train with the one-cycle schedule (resuming if asked), then save the model."
+    "Train with the one-cycle schedule (resuming if asked), then save the model; data-parallel when launched by torchrun."
+    from msa.distributed import barrier, ddp_ctx, is_main_process   # lazy: data-parallel training is optional
     c = learn.run_config.pretrain if learn.kind == 'pretrain' else learn.run_config.finetune
     epochs = epochs or c.epochs
     lr = c.lr
@@ -197,10 +200,11 @@ def fit_run(learn:Learner,    # from `pretrain_learner` or `finetune_learner`
         if start >= epochs: print(f'{learn.out}: all {epochs} epochs were done already')
     if start < epochs:
         ctx = learn.no_bar() if not progress else contextlib.nullcontext()
-        # the log lives only during the fit (fastai's `validate` would add headers to it otherwise)
-        log = CSVLogger(fname=learn.out/'log.csv', append=resume)
-        with ctx: learn.fit_one_cycle(epochs, lr, start_epoch=start, cbs=[log])
-    save_run(learn)
+        # the log lives only during the fit (fastai's `validate` would add headers to it otherwise); rank 0 writes it
+        log = [CSVLogger(fname=learn.out/'log.csv', append=resume)] if is_main_process() else []
+        with ctx, ddp_ctx(learn): learn.fit_one_cycle(epochs, lr, start_epoch=start, cbs=log)
+    if is_main_process(): save_run(learn)
+    barrier()   # under DDP the other ranks wait for the saved run (a script may load it next)
     return learn
 
 # %% ../nbs/10_learner.ipynb #8cc03555
