@@ -433,6 +433,7 @@ def evaluate(predictions, # DataFrame or prediction file (FITS/Parquet/HDF5)
              teff_truth=None, # true Teff by source_id for binning; default: the truth's `teff`
              baseline=None, # a second prediction table or file to compare against
              names=('msa', 'baseline'), # model names of `predictions` and `baseline`
+             others:dict|None=None, # more models to compare, {name: table or file} (ablations, other baselines)
              g_edges=G_EDGES, # bin edges in G
              teff_edges=TEFF_EDGES, # bin edges in Teff
             )->dict:
@@ -440,13 +441,17 @@ def evaluate(predictions, # DataFrame or prediction file (FITS/Parquet/HDF5)
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     models = {names[0]: _as_frame(predictions, read_predictions)}
     if baseline is not None: models[names[1]] = _as_frame(baseline, read_predictions)
+    for name, table in (others or {}).items():
+        if name in models: raise ValueError(f'model name {name!r} is used twice')
+        models[name] = _as_frame(table, read_predictions)
     truth_df = _by_source_id(_as_frame(truth, lambda p: read_truth(p, labels)), 'truth')
     metrics = compute_metrics(models, truth_df, labels, g, teff_truth, g_edges, teff_edges)
     (out/'metrics.json').write_text(json.dumps(metrics, indent=1, allow_nan=False))
     frame = metrics_frame(metrics); frame.to_csv(out/'metrics.csv', index=False)
     joined, _ = _common_stars(models, truth_df)
     figures = evaluation_figures(joined, metrics, out)
-    sources = {k: str(v) for k, v in (('predictions', predictions), ('truth', truth), ('baseline', baseline)) if isinstance(v, (str, Path))}
+    named = (('predictions', predictions), ('truth', truth), ('baseline', baseline), *(others or {}).items())
+    sources = {k: str(v) for k, v in named if isinstance(v, (str, Path))}
     text = report_markdown(metrics, frame, figures, sources)
     (out/'report.md').write_text(text); (out/'report.html').write_text(markdown_to_html(text))
     return metrics
