@@ -120,6 +120,7 @@ class StoreLoader:
                  device=None, # torch device of the batches (None: the default device)
                  in_memory='auto', # True, False or 'auto' (when the split fits in `memory_budget`)
                  permute_rows:bool=False, # also permute rows within each block (on the device)
+                 shuffle_rows:bool=True, # memory modes: each epoch draws batches from a fresh permutation of all the split's rows
                  label_scaler:LabelScaler|None=None, # label standardisation (None: fitted on the training split)
                  memory_budget:int|None=None, # bytes of RAM for the in-memory mode (default a quarter of the RAM)
                  device_budget:int|None=None, # bytes of GPU memory for the resident mode (default half the free memory)
@@ -130,6 +131,7 @@ class StoreLoader:
         self.store = store if isinstance(store, Store) else open_store(store)
         if batch_size <= 0: raise ValueError(f'{batch_size=} must be positive')
         self.split, self.bs, self.shuffle, self.seed, self.permute_rows = split, batch_size, shuffle, seed, permute_rows
+        self.shuffle_rows = shuffle_rows
         self.in_memory, self.memory_budget, self.device_budget = in_memory, memory_budget, device_budget
         self.prefetch, self.use_mmap = prefetch, use_mmap
         self.workers = workers or max(1, min(4, (os.cpu_count() or 2) // 4))
@@ -365,14 +367,26 @@ def _stream(self:StoreLoader, order)->'Iterator':
 
 # %% ../nbs/06_loader.ipynb #ad491a32
 @patch
-def _batches(self:StoreLoader, order)->'Iterator':
+def _row_permutation(self:StoreLoader, epoch:int)->torch.Tensor|None:
+    "The epoch's random order of the split's rows (memory modes, shuffled, `shuffle_rows`); the same on every rank. None: store order."
+    if self.mode == 'hdf5' or not (self.shuffle and self.shuffle_rows): return None
+    seed = int(np.random.SeedSequence([self.seed, epoch, 0x5eed]).generate_state(1)[0])
+    perm = torch.randperm(self.n_rows, generator=torch.Generator().manual_seed(seed))
+    return perm.to(self._mem[0].device)
+
+@patch
+def _batches(self:StoreLoader, order, epoch:int=0)->'Iterator':
     if self.mode is None:
         self.mode = self._decide_mode()
         if self.mode != 'hdf5': self._load_memory()
     if self.mode == 'hdf5': yield from self._stream(order); return
+    perm = self._row_permutation(epoch)
     for b in order:
         a = int(b) * self.bs
-        yield tuple(m[a:a + self.bs] for m in self._mem)
+        if perm is None: yield tuple(m[a:a + self.bs] for m in self._mem)
+        else:
+            idx = perm[a:a + self.bs]   # one gather per batch
+            yield tuple(m[idx] for m in self._mem)
 
 @patch(as_prop=True)
 def scale_on_device(self:StoreLoader)->bool:
@@ -404,7 +418,7 @@ def __iter__(self:StoreLoader):
     epoch = self.epoch; self.epoch += 1
     order = block_order(self.n_blocks, epoch, self.seed, self.shuffle)
     order = shard_blocks(order, self.rank, self.world_size, self.remainder)   # this process's share (unless sharded: all)
-    for b, batch in zip(order, self._batches(order)): yield self._to_device(batch, epoch, b)
+    for b, batch in zip(order, self._batches(order, epoch)): yield self._to_device(batch, epoch, b)
 
 @patch
 def one_batch(self:StoreLoader)->tuple:
