@@ -162,6 +162,7 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     "The masked autoencoder: periodic embeddings, residual MLP encoder/decoder, quantile head."
+    embedding: str = 'periodic'        # feature embedding: 'periodic' (rtdl PeriodicEmbeddings) or 'none' (the scaled value)
     d_embedding: int = 16              # size of each feature's periodic embedding
     n_frequencies: int = 32            # frequencies of the periodic embedding
     frequency_init_scale: float = 0.01 # std of the initial frequencies
@@ -176,6 +177,7 @@ class ModelConfig:
     def __post_init__(self):
         _check_positive(self, 'd_embedding', 'n_frequencies', 'frequency_init_scale')
         _check_choice(self, 'norm', ('layernorm', 'batchnorm', 'none'))
+        _check_choice(self, 'embedding', ('periodic', 'none'))
         _check_choice(self, 'activation', ('elu', 'gelu', 'relu', 'silu'))
         _check_fraction(self, 'dropout', 0.0, 0.99)
         if not self.encoder_widths: raise ValueError('ModelConfig.encoder_widths must name at least one block')

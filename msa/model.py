@@ -44,12 +44,16 @@ class FeatureEmbedding(nn.Module):
                  d_embedding:int,     # size of each feature's embedding
                  n_frequencies:int,   # frequencies of the periodic embedding
                  frequency_init_scale:float, # std of the initial frequencies
+                 kind:str='periodic', # 'periodic', or 'none': the scaled value itself (d_embedding is then 1)
                 ):
         super().__init__()
         if n_features <= 0: raise ValueError(f'{n_features=} must be positive')
         if d_embedding <= 0: raise ValueError(f'{d_embedding=} must be positive')
+        if kind not in ('periodic', 'none'): raise ValueError(f"{kind=} must be 'periodic' or 'none'")
+        self.kind, self.d_embedding = kind, (d_embedding if kind == 'periodic' else 1)
         self.periodic = PeriodicEmbeddings(n_features, d_embedding, n_frequencies=n_frequencies,
-                                           frequency_init_scale=frequency_init_scale, lite=False)
+                                           frequency_init_scale=frequency_init_scale, lite=False) if kind == 'periodic' else None
+        d_embedding = self.d_embedding
         # NOTE[DIFF]: upstream wrote -9999 into the scaled input and embedded it like a value; an absent
         # feature here is represented by a learned vector, so the network knows what it was not shown.
         self.mask_embedding = nn.Parameter(torch.empty(n_features, d_embedding))
@@ -57,7 +61,8 @@ class FeatureEmbedding(nn.Module):
 
     def forward(self, x:torch.Tensor, absent:torch.Tensor)->torch.Tensor:
         "Embed `x` (B, F); where `absent` (B, F) is true use the mask vector. Returns (B, F, d_embedding)."
-        e = self.periodic(x.masked_fill(absent, 0.0))
+        x = x.masked_fill(absent, 0.0)
+        e = self.periodic(x) if self.periodic is not None else x[..., None]
         return torch.where(absent[..., None], self.mask_embedding.to(e.dtype), e)
 
 # %% ../nbs/07_model.ipynb #5c874aaf
@@ -98,15 +103,15 @@ class Encoder(nn.Module):
     def __init__(self, *,
                  n_features:int,          # number of input features F
                  widths:tuple[int, ...],  # residual block widths; the last one is the latent size
-                 d_embedding:int=16, n_frequencies:int=32, frequency_init_scale:float=0.01,
+                 d_embedding:int=16, n_frequencies:int=32, frequency_init_scale:float=0.01, embedding:str='periodic',
                  norm:str='layernorm', activation:str='elu', dropout:float=0.0,
                  always_hidden=None,      # (F,) booleans: columns never shown to the encoder
                 ):
         super().__init__()
         if not widths: raise ValueError(f'{widths=} must name at least one block')
         self.embedding = FeatureEmbedding(n_features=n_features, d_embedding=d_embedding,
-                                          n_frequencies=n_frequencies, frequency_init_scale=frequency_init_scale)
-        self.linear = nn.Linear(n_features * d_embedding, widths[0])
+                                          n_frequencies=n_frequencies, frequency_init_scale=frequency_init_scale, kind=embedding)
+        self.linear = nn.Linear(n_features * self.embedding.d_embedding, widths[0])
         self.blocks = residual_stack(widths[0], widths, norm, activation, dropout)
         ah = torch.zeros(n_features, dtype=torch.bool) if always_hidden is None else torch.as_tensor(always_hidden, dtype=torch.bool)
         if ah.shape != (n_features,): raise ValueError(f'always_hidden has shape {tuple(ah.shape)}, expected ({n_features},)')
@@ -189,7 +194,7 @@ class MaskedStellarAutoencoder(nn.Module):
         layer = dict(norm=c.norm, activation=c.activation, dropout=c.dropout)
         always_hidden = [col in schema.label_columns() for col in schema.columns]
         self.encoder = Encoder(n_features=schema.n_features, widths=tuple(c.encoder_widths), d_embedding=c.d_embedding,
-                               n_frequencies=c.n_frequencies, frequency_init_scale=c.frequency_init_scale,
+                               n_frequencies=c.n_frequencies, frequency_init_scale=c.frequency_init_scale, embedding=c.embedding,
                                always_hidden=always_hidden, **layer)
         self.decoder = Decoder(d_latent=self.encoder.d_latent, widths=tuple(c.decoder_widths),
                                d_out=int(schema.reconstructed_mask().sum()), **layer)
