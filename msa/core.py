@@ -224,12 +224,14 @@ class FinetuneConfig:
     mask_ratio_features: float = 0.0   # feature masking while fine-tuning
     weight_by_label_errors: bool = False  # weight the pinball loss by 1/label error
     noise: bool = False                # add per-element noise from the errors to inputs
+    inputs: str = 'all'                # inputs the model may use: 'all', 'xp_only' or 'no_xp' (photometry and astrometry)
     bf16: bool = True                  # bf16 autocast on CUDA (ignored on CPU)
     compile: bool = False              # torch.compile the model
     seed: int = 0                      # random seed
 
     def __post_init__(self):
         _check_positive(self, 'epochs', 'batch_size', 'lr')
+        _check_choice(self, 'inputs', ('all', 'xp_only', 'no_xp'))
         _check_fraction(self, 'encoder_lr_ratio', 0.0, 10.0)
         _check_fraction(self, 'multitask_weight', 0.0, 1e6)
         _check_fraction(self, 'mask_ratio_xp'); _check_fraction(self, 'mask_ratio_features')

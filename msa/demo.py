@@ -6,6 +6,7 @@
 __all__ = ['demo_config', 'demo_store', 'run_ablations', 'run_demo', 'demo']
 
 # %% ../nbs/14_demo.ipynb #79bdae4b
+import dataclasses
 import time
 from pathlib import Path
 
@@ -52,14 +53,15 @@ def _summary(metrics:dict):
     return t.sort_values(['label', 'model'], key=lambda s: s.map(order[s.name].index)).reset_index(drop=True)
 
 def run_ablations(store, out:Path, config:RunConfig, labels, quick:bool=False, device=None, progress:bool=True)->dict:
-    "Catalogues of the ablations, on the same split: no pretraining, XP only, photometry only, and the plain-MLP baseline."
-    fit_run(finetune_learner(store, out/'finetune_scratch', labels, None, config, device), progress=progress)
+    "Catalogues of the ablations, same split and recipe: no pretraining, XP only, photometry only; and the plain-MLP baseline."
     (out/'ablations').mkdir(exist_ok=True)
     others = {}
-    for name, run, hide in (('msa_scratch', 'finetune_scratch', {}), ('msa_xp_only', 'finetune', {'xp_only': True}),
-                            ('msa_phot_only', 'finetune', {'no_xp': True})):
+    for name, pretrained, inputs in (('msa_scratch', None, 'all'), ('msa_xp_only', out/'pretrain', 'xp_only'),
+                                     ('msa_phot_only', out/'pretrain', 'no_xp')):
+        cfg = dataclasses.replace(config, finetune=dataclasses.replace(config.finetune, inputs=inputs))
+        fit_run(finetune_learner(store, out/'ablations'/name, labels, pretrained, cfg, device), progress=progress)
         others[name] = out/'ablations'/f'{name}.fits'
-        predict_store(out/run, store, others[name], progress=False, **hide)
+        predict_store(out/'ablations'/name, store, others[name], progress=False)
     others['mlp'] = mlp_baseline(store, labels, epochs=3 if quick else 30, width=64 if quick else 512, progress=progress)
     return others
 
