@@ -48,6 +48,7 @@ class Predictor:
     config: RunConfig             # the run's configuration
     meta: dict                    # the run's `model.json`
     run_dir: Path                 # where it was loaded from
+    members: tuple = ()           # the other models of an ensemble (same inputs, scalers and labels): quantiles are averaged
 
     @property
     def labels(self)->tuple: return self.schema.labels if self.kind == 'finetune' else ()
@@ -58,10 +59,12 @@ class Predictor:
 
     def to(self, device):
         "Move the model to `device` (a name or a `torch.device`)."
-        self.model.to(default_device(None if device is None else str(device))); return self
+        for m in (self.model, *self.members): m.to(default_device(None if device is None else str(device)))
+        return self
 
     def __repr__(self):
-        return (f'Predictor({self.kind} run {self.run_dir.name}: {self.schema.n_features} inputs, labels {list(self.labels)}, '
+        ens = f'ensemble of {1 + len(self.members)} ' if self.members else ''
+        return (f'Predictor({ens}{self.kind} run {self.run_dir.name}: {self.schema.n_features} inputs, labels {list(self.labels)}, '
                 f'quantiles {list(self.quantiles)}, latent {self.d_latent}, on {self.device})')
 
 # %% ../nbs/11_predict.ipynb #36fb6dab
@@ -107,8 +110,10 @@ def _build_model(run:Path, kind:str, schema:ColumnSchema, cfg:RunConfig)->torch.
 def load_predictor(run_dir, # a run directory (or its model.pth) written by `msa pretrain` / `msa finetune`
                    device=None, # 'cpu', 'cuda', 'cuda:1' (default: CUDA if available)
                   )->Predictor:
-    "Load a trained run for prediction."
+    "Load a trained run for prediction; a folder of runs `seed_*` (from `finetune --seeds`) loads as an ensemble."
     run = _run_dir(run_dir)
+    seeds = sorted(run.glob('seed_*/model.json'), key=lambda p: p.parent.name)
+    if not (run/'model.json').exists() and seeds: return _load_ensemble([p.parent for p in seeds], device)
     meta = _read_meta(run)
     cfg = RunConfig.from_yaml(run/'config.yaml')
     schema = ColumnSchema.from_dict(meta['schema'])
@@ -118,6 +123,16 @@ def load_predictor(run_dir, # a run directory (or its model.pth) written by `msa
     model = _build_model(run, meta['kind'], schema, cfg)
     p = Predictor(model, meta['kind'], schema, scaler, label_scaler, tuple(meta['quantiles']), cfg, meta, run)
     return p.to(device)
+
+def _load_ensemble(runs:list, device=None)->Predictor:
+    "The first run as the predictor, the others as its members; all must share inputs, scalers and labels."
+    first, *rest = [load_predictor(r, 'cpu') for r in runs]
+    for p in rest:
+        same = (p.kind == first.kind == 'finetune' and p.schema == first.schema and p.quantiles == first.quantiles
+                and p.scaler.to_dict() == first.scaler.to_dict() and p.label_scaler.to_dict() == first.label_scaler.to_dict())
+        if not same: raise InputError(p.run_dir/'model.json', f'this ensemble member does not share the inputs, scalers and labels of {first.run_dir}')
+    first = dataclasses.replace(first, members=tuple(p.model for p in rest), run_dir=first.run_dir.parent)
+    return first.to(device)
 
 # %% ../nbs/11_predict.ipynb #7b87a674
 def quantile_suffix(q:float, # a quantile in (0, 1)
@@ -210,6 +225,7 @@ def _forward(predictor:Predictor, x:np.ndarray, embeddings:bool):
     with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == 'cuda'):
         z = predictor.model.encoder(xt)
         q = predictor.model.head(z) if predictor.kind == 'finetune' else None
+        if predictor.members: q = torch.stack([q] + [m.head(m.encoder(xt)) for m in predictor.members]).mean(0)
     return (None if q is None else q.float().cpu().numpy()), (z.float().cpu().numpy() if embeddings else None)
 
 def physical_quantiles(predictor:Predictor, q:np.ndarray)->np.ndarray:
