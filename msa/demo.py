@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .core import DataConfig, LABELS, RunConfig, get_config
 from .evaluate import evaluate, gbt_baseline, metrics_frame, mlp_baseline
-from .learner import finetune_learner, fit_run, pretrain_learner
+from .learner import finetune_ensemble, fit_run, pretrain_learner
 from .mock import make_mock_catalogue, write_mock_files
 from .predict import predict_store
 from .store import build_store, open_store
@@ -52,14 +52,17 @@ def _summary(metrics:dict):
     order = {'label': list(dict.fromkeys(f.label)), 'model': list(metrics['models'])}
     return t.sort_values(['label', 'model'], key=lambda s: s.map(order[s.name].index)).reset_index(drop=True)
 
-def run_ablations(store, out:Path, config:RunConfig, labels, quick:bool=False, device=None, progress:bool=True)->dict:
+def run_ablations(store, out:Path, config:RunConfig, labels, quick:bool=False, device=None, progress:bool=True,
+                  seeds=(0,), # seeds of the no-pretraining ensemble (as many as the main model has)
+                 )->dict:
     "Catalogues of the ablations, same split and recipe: no pretraining, XP only, photometry only; and the plain-MLP baseline."
     (out/'ablations').mkdir(exist_ok=True)
     others = {}
     for name, pretrained, inputs in (('msa_scratch', None, 'all'), ('msa_xp_only', out/'pretrain', 'xp_only'),
                                      ('msa_phot_only', out/'pretrain', 'no_xp')):
         cfg = dataclasses.replace(config, finetune=dataclasses.replace(config.finetune, inputs=inputs))
-        fit_run(finetune_learner(store, out/'ablations'/name, labels, pretrained, cfg, device), progress=progress)
+        finetune_ensemble(store, out/'ablations'/name, labels, pretrained, cfg, seeds if inputs == 'all' else seeds[:1],
+                          device, progress=progress)
         others[name] = out/'ablations'/f'{name}.fits'
         predict_store(out/'ablations'/name, store, others[name], progress=False)
     others['mlp'] = mlp_baseline(store, labels, epochs=3 if quick else 30, width=64 if quick else 512, progress=progress)
@@ -67,6 +70,7 @@ def run_ablations(store, out:Path, config:RunConfig, labels, quick:bool=False, d
 
 def run_demo(data:str='apogee', out='runs/demo', quick:bool=False, device=None, progress:bool=True,
              ablations:bool=True, # also train and score the ablations and the plain-MLP baseline
+             members:int=3, # fine-tuned models (seeds) averaged into the catalogue
             )->dict:
     "Store → pretraining → fine-tuning → catalogue → evaluation against ablations and two baselines; returns the metrics."
     t0, out = time.time(), Path(out)
@@ -75,9 +79,10 @@ def run_demo(data:str='apogee', out='runs/demo', quick:bool=False, device=None, 
     store = demo_store(data, out, cfg, quick, progress)
     labels = tuple(l for l in cfg.data.labels if l in open_store(store).label_names)
     fit_run(pretrain_learner(store, out/'pretrain', cfg, device), progress=progress)
-    fit_run(finetune_learner(store, out/'finetune', labels, out/'pretrain', cfg, device), progress=progress)
+    seeds = tuple(range(members))
+    finetune_ensemble(store, out/'finetune', labels, out/'pretrain', cfg, seeds, device, progress=progress)
     predict_store(out/'finetune', store, out/'catalogue.fits', progress=progress)
-    others = run_ablations(store, out, cfg, labels, quick, device, progress) if ablations else {}
+    others = run_ablations(store, out, cfg, labels, quick, device, progress, seeds) if ablations else {}
     baseline = gbt_baseline(store, labels, max_iter=20 if quick else 100, max_train=5000 if quick else 50_000)
     metrics = evaluate(out/'catalogue.fits', store, out/'report', labels=labels, others=others | {'gbt': baseline})
     table = _summary(metrics)
@@ -92,6 +97,7 @@ def demo(data:str='apogee', # 'apogee': the real APOGEE DR17 XP library; 'mock':
          quick:bool=False,    # a smoke test (tiny network, 1-2 epochs): about a minute
          device:str=None,     # 'cpu', 'cuda' (default: CUDA if available)
          no_ablations:bool=False, # skip the ablations (no pretraining, XP only, photometry only) and the MLP baseline
+         members:int=None,    # fine-tuned models (seeds) averaged into the catalogue (default 3; --quick: 2)
         ):
-    "Build a store, pretrain, fine-tune, predict the held-out stars and evaluate them against a tree baseline."
-    return run_demo(data, out, quick, device, ablations=not no_ablations)
+    "Build a store, pretrain, fine-tune an ensemble, predict, and evaluate the held-out stars against ablations and baselines."
+    return run_demo(data, out, quick, device, ablations=not no_ablations, members=members or (2 if quick else 3))
