@@ -494,6 +494,12 @@ def _store_arrays(store_path)->tuple:
         if 'labels' not in s.h5: raise InputError(store_path, 'the store has no labels to train the baseline on')
         return s.h5['source_id'][:], s.h5['values'][:], s.h5['labels'][:], s.split.copy(), s.columns, s.label_names
 
+def _store_labels(store_path, labels, names)->list:
+    "The labels asked for (default: all the store's), each checked to be in the store."
+    labels = list(labels or names)
+    if missing := [l for l in labels if l not in names]: raise InputError(store_path, f'the store has no label {missing[0]!r}; it has {list(names)}')
+    return labels
+
 def gbt_baseline(store_path, # an msa store with labels
                  labels=None, # labels to predict (default: all the store's labels)
                  quantiles=(0.16, 0.5, 0.84), # quantile levels
@@ -505,8 +511,7 @@ def gbt_baseline(store_path, # an msa store with labels
                 )->pd.DataFrame:
     "Quantile GBT trained on the store's training split; predictions for its validation split (`source_id`, `<label>_pNN`)."
     ids, X, Y, split, columns, names = _store_arrays(store_path)
-    labels = list(labels or names)
-    if missing := [l for l in labels if l not in names]: raise InputError(store_path, f'the store has no label {missing[0]!r}; it has {list(names)}')
+    labels = _store_labels(store_path, labels, names)
     feats, rng = gbt_features(columns, X[split == 0], xp_step), np.random.default_rng(seed)
     Xv, out = X[split == 1][:, feats], {'source_id': ids[split == 1]}
     for l in labels:
@@ -523,7 +528,7 @@ def mlp_inputs(columns, # the store's column names
                train:np.ndarray, # (n,) booleans: the rows the scaling is fitted on
               )->np.ndarray:
     "Features of the plain-MLP baseline: log sampled flux, colours against G, G, other columns; robustly scaled, NaN → 0."
-    import warnings
+    from msa.store import Scaler
     columns = list(columns)
     flux = np.array([c.startswith('flux_') for c in columns])
     x = values.astype(np.float64, copy=True)
@@ -532,12 +537,9 @@ def mlp_inputs(columns, # the store's column names
         x[:, flux] = np.log10(np.clip(f, 1e-4 * np.nanmedian(np.abs(f[train])), None))
     mags = [i for i, c in enumerate(columns) if c in PHOT_BANDS and c != 'g']
     if 'g' in columns and mags: x[:, mags] -= x[:, [columns.index('g')]]
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', RuntimeWarning)   # all-NaN columns
-        q25, med, q75 = np.nanpercentile(x[train], [25, 50, 75], axis=0)
-    keep = np.isfinite(med)
-    iqr = np.where(q75 - q25 > 0, q75 - q25, 1.0)
-    return np.nan_to_num((x[:, keep] - med[keep]) / iqr[keep]).astype(np.float32)
+    keep = np.isfinite(x[train]).any(0)   # all-NaN columns carry nothing
+    sc = Scaler.fit(x[train][:, keep], [c for c, k in zip(columns, keep) if k])   # the store's robust scaling, in float64
+    return np.nan_to_num((x[:, keep] - sc.median) / sc.iqr).astype(np.float32)
 
 # %% ../nbs/12_evaluate.ipynb #848bc2e0
 def mlp_baseline(store_path, # an msa store with labels
@@ -555,8 +557,7 @@ def mlp_baseline(store_path, # an msa store with labels
     from tqdm.auto import tqdm
     from msa.losses import QuantileLoss
     ids, X, Y, split, columns, names = _store_arrays(store_path)
-    labels = list(labels or names)
-    if missing := [l for l in labels if l not in names]: raise InputError(store_path, f'the store has no label {missing[0]!r}; it has {list(names)}')
+    labels = _store_labels(store_path, labels, names)
     Y = Y[:, [names.index(l) for l in labels]]
     train = (split == 0) & np.isfinite(Y).any(1)
     x = torch.from_numpy(mlp_inputs(columns, X, split == 0))
