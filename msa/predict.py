@@ -197,9 +197,11 @@ def input_flags(values:np.ndarray, # (n, F) rows in the model's column order, ph
                 schema:ColumnSchema, # the model's schema
                 no_xp:bool=False,  # the XP block is hidden
                 xp_only:bool=False, # everything but the XP block is hidden
+                model_hidden:np.ndarray|None=None, # (F,) columns the model never sees (its `encoder.always_hidden`)
                )->dict:
     "`has_xp`, `n_phot` and `has_parallax` of each row (counting only inputs the model was shown)."
     ok = np.isfinite(values) & ~hidden_columns(schema, no_xp, xp_only)
+    if model_hidden is not None: ok &= ~np.asarray(model_hidden, bool)   # e.g. a model fine-tuned with `inputs: xp_only`
     has_xp = ok[:, schema.group_mask('xp')].any(1) & (not no_xp)
     plx = 'parallax' in schema.columns and 'parallax' not in schema.label_columns()
     has_plx = ok[:, schema.index('parallax')] if plx else np.zeros(len(values), bool)
@@ -248,7 +250,7 @@ def predict_rows(predictor:Predictor, # the loaded run
         q = physical_quantiles(predictor, q)
         for i, l in enumerate(predictor.labels):
             for j, p in enumerate(predictor.quantiles): out[f'{l}_{quantile_suffix(p)}'] = q[:, i, j]
-    out.update(input_flags(values, predictor.schema, no_xp, xp_only))
+    out.update(input_flags(values, predictor.schema, no_xp, xp_only, predictor.model.encoder.always_hidden.cpu().numpy()))
     if embeddings: out['embedding'] = z
     return out
 
