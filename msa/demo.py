@@ -70,7 +70,7 @@ def run_ablations(store, out:Path, config:RunConfig, labels, quick:bool=False, d
 
 def run_demo(data:str='apogee', out='runs/demo', quick:bool=False, device=None, progress:bool=True,
              ablations:bool=True, # also train and score the ablations and the plain-MLP baseline
-             members:int=3, # fine-tuned models (seeds) averaged into the catalogue
+             members:int=2, # fine-tuned models (seeds) averaged into the catalogue
             )->dict:
     "Store → pretraining → fine-tuning → catalogue → evaluation against ablations and two baselines; returns the metrics."
     t0, out = time.time(), Path(out)
@@ -97,7 +97,7 @@ def demo(data:str='apogee', # 'apogee': the real APOGEE DR17 XP library; 'mock':
          quick:bool=False,    # a smoke test (tiny network, 1-2 epochs): about a minute
          device:str=None,     # 'cpu', 'cuda' (default: CUDA if available)
          no_ablations:bool=False, # skip the ablations (no pretraining, XP only, photometry only) and the MLP baseline
-         members:int=None,    # fine-tuned models (seeds) averaged into the catalogue (default 3; --quick: 2)
+         members:int=2,       # fine-tuned models (seeds) averaged into the catalogue
         ):
     "Build a store, pretrain, fine-tune an ensemble, predict, and evaluate the held-out stars against ablations and baselines."
-    return run_demo(data, out, quick, device, ablations=not no_ablations, members=members or (2 if quick else 3))
+    return run_demo(data, out, quick, device, ablations=not no_ablations, members=members)

@@ -44,8 +44,9 @@ def pinball_loss(pred:torch.Tensor,  # predicted quantiles (B, L, Q)
                  quantiles:tuple[float, ...]=(0.16, 0.5, 0.84), # quantile levels of the last axis of `pred`
                  y_err:torch.Tensor|None=None, # label errors (B, L): weight each label by 1/max(err, floor)
                  err_floor:float=0.01, # smallest error used for weights (standardised units)
+                 label_weights=None, # (L,) weight of each label, multiplying the error weights
                 )->torch.Tensor:
-    "Pinball loss averaged over quantiles and over present labels (optionally error-weighted)."
+    "Pinball loss averaged over quantiles and over present labels (optionally error- and label-weighted)."
     if pred.shape != (*y.shape, len(quantiles)):
         raise ValueError(f'pred has shape {tuple(pred.shape)}, expected {(*y.shape, len(quantiles))} for {len(quantiles)} quantiles')
     present = torch.isfinite(y)
@@ -53,6 +54,9 @@ def pinball_loss(pred:torch.Tensor,  # predicted quantiles (B, L, Q)
     tau = torch.tensor(quantiles, dtype=pred.dtype, device=pred.device)
     rho = torch.maximum(tau * u, (tau - 1) * u).mean(-1)
     w = None if y_err is None else 1.0 / torch.nan_to_num(y_err.to(pred.dtype), nan=1.0).clamp_min(err_floor)
+    if label_weights is not None:
+        lw = torch.as_tensor(label_weights, dtype=pred.dtype, device=pred.device).expand_as(rho)
+        w = lw if w is None else w * lw
     return masked_mean(rho, present, weights=w)
 
 # %% ../nbs/08_losses.ipynb #233539f4
@@ -67,11 +71,14 @@ class ReconstructionLoss:
 
 class QuantileLoss:
     "fastai loss `(pred, y, y_err)`: see `pinball_loss`; weights by label errors if asked."
-    def __init__(self, quantiles:tuple[float, ...]=(0.16, 0.5, 0.84), weight_by_label_errors:bool=False, err_floor:float=0.01):
+    def __init__(self, quantiles:tuple[float, ...]=(0.16, 0.5, 0.84), weight_by_label_errors:bool=False, err_floor:float=0.01,
+                 label_weights:tuple[float, ...]|None=None): # (L,) weight of each label (None: all 1)
         self.quantiles, self.weight_by_label_errors, self.err_floor = tuple(quantiles), weight_by_label_errors, err_floor
+        self.label_weights = None if label_weights is None else tuple(float(w) for w in label_weights)
     def __call__(self, pred, y, y_err=None):
-        return pinball_loss(pred, y, self.quantiles, y_err if self.weight_by_label_errors else None, self.err_floor)
-    def __repr__(self): return f'QuantileLoss({self.quantiles}, weight_by_label_errors={self.weight_by_label_errors})'
+        return pinball_loss(pred, y, self.quantiles, y_err if self.weight_by_label_errors else None, self.err_floor, self.label_weights)
+    def __repr__(self):
+        return f'QuantileLoss({self.quantiles}, weight_by_label_errors={self.weight_by_label_errors}, label_weights={self.label_weights})'
 
 class MultitaskLoss:
     "Label loss + `weight` × reconstruction loss, for `pred = (quantiles, reconstruction)`."
