@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['Checkpoint', 'load_checkpoint', 'pretrain_learner', 'load_autoencoder', 'restrict_inputs', 'label_loss_weights',
-           'finetune_learner', 'save_run', 'fit_run', 'label_predictions', 'combine_quantiles', 'finetune_ensemble',
-           'pretrain', 'finetune']
+           'missing_label_errors', 'finetune_learner', 'save_run', 'fit_run', 'label_predictions', 'combine_quantiles',
+           'finetune_ensemble', 'pretrain', 'finetune']
 
 # %% ../nbs/10_learner.ipynb #14886aa6
 import contextlib
@@ -13,6 +13,7 @@ import dataclasses
 import json
 import random
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +158,16 @@ def label_loss_weights(weights:dict, # `FinetuneConfig.label_weights`: label nam
     if unknown: raise ValueError(f'finetune.label_weights names unknown labels {unknown}; labels are {sorted(set(LABEL_UNITS) | set(labels))}')
     return tuple(float(weights.get(l, 1.0)) for l in labels) if weights else None
 
+def missing_label_errors(store, labels, chunk_rows:int=1 << 18)->dict:
+    "Training stars per label that have the label but no error (NaN): `weight_by_label_errors` gives them weight 1."
+    idx, split = [store.label_names.index(l) for l in labels], store.split
+    n = np.zeros(len(idx), np.int64)
+    for i in range(0, store.n_rows, chunk_rows):
+        y, e = store.read(slice(i, i + chunk_rows), ('labels', 'label_errors'))
+        train = split[i:i + chunk_rows] == 0
+        n += (np.isfinite(y[train][:, idx]) & ~np.isfinite(e[train][:, idx])).sum(0)
+    return {l: int(k) for l, k in zip(labels, n) if k}
+
 def finetune_learner(store,                    # path of an msa store with labels
                      out,                      # run directory
                      labels=None,              # label names (default: the run config's `data.labels` present in the store)
@@ -176,6 +187,10 @@ def finetune_learner(store,                    # path of an msa store with label
     schema = dataclasses.replace(store.schema, labels=labels)
     dls = make_dataloaders(store, batch_size=f.batch_size, labels=labels, device=device, seed=f.seed)
     ae = load_autoencoder(pretrained, schema) if pretrained else MaskedStellarAutoencoder(schema=schema, config=config.model)
+    if f.weight_by_label_errors and (miss := missing_label_errors(store, labels)):
+        warnings.warn(f'{store.path}: finetune.weight_by_label_errors is on, but training stars have labels without errors '
+                      f'{miss}; each such label counts as if its error were one standard deviation of the label '
+                      '(a small weight next to stars with measured errors)')
     multitask = f.multitask_weight > 0
     model = StellarParameterModel(autoencoder=ae, multitask=multitask)
     restrict_inputs(model, schema, f.inputs)
