@@ -13,6 +13,7 @@ __all__ = ['RUN_FILES', 'FITS_KEYWORDS', 'CATALOGUE_WRITERS', 'Predictor', 'load
 # %% ../nbs/11_predict.ipynb #6a4a66af
 import concurrent.futures
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -56,6 +57,8 @@ class Predictor:
     def device(self)->torch.device: return next(self.model.parameters()).device
     @property
     def d_latent(self)->int: return self.model.encoder.d_latent
+    @functools.cached_property
+    def model_hidden(self)->np.ndarray: return self.model.encoder.always_hidden.cpu().numpy()   # (F,) columns the model never sees
 
     def to(self, device):
         "Move the model to `device` (a name or a `torch.device`)."
@@ -250,7 +253,7 @@ def predict_rows(predictor:Predictor, # the loaded run
         q = physical_quantiles(predictor, q)
         for i, l in enumerate(predictor.labels):
             for j, p in enumerate(predictor.quantiles): out[f'{l}_{quantile_suffix(p)}'] = q[:, i, j]
-    out.update(input_flags(values, predictor.schema, no_xp, xp_only, predictor.model.encoder.always_hidden.cpu().numpy()))
+    out.update(input_flags(values, predictor.schema, no_xp, xp_only, predictor.model_hidden))
     if embeddings: out['embedding'] = z
     return out
 
