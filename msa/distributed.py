@@ -180,26 +180,3 @@ def launch_local(fn, # the function each process runs, `fn(*args)`; importable b
         if time.monotonic() > deadline:
             for p in ctx.processes: p.terminate()
             raise TimeoutError(f'{fn.__name__} ran for more than {timeout} s in {nprocs} processes')
-
-# %% ../nbs/15_distributed.ipynb #6416db33
-class _RecordRows(Callback):
-    "Keep the inputs of every training batch, per epoch (before noise and masks)."
-    order = 0
-    def before_fit(self): self.rows = {}
-    def before_batch(self):
-        if self.training: self.rows.setdefault(self.epoch, []).append(self.xb[0].detach().cpu().clone())
-
-def _pretrain_and_record(store, out, config:dict, record, labels):
-    "Test helper: pretrain then fine-tune under DDP; save this rank's batches and weights in `record`/rank<r>.pth."
-    import io
-    from msa.core import RunConfig
-    from msa.learner import finetune_learner, fit_run, pretrain_learner
-    r, cfg = rank(), RunConfig.from_dict(config)
-    learn = pretrain_learner(store, Path(out)/f'pre{r}', cfg, device='cpu')
-    rec = _RecordRows(); learn.add_cb(rec)
-    with contextlib.redirect_stdout(io.StringIO()): fit_run(learn, progress=False)
-    ft = finetune_learner(store, Path(out)/f'ft{r}', labels, pretrained=Path(out)/'pre0', config=cfg, device='cpu')
-    with contextlib.redirect_stdout(io.StringIO()): fit_run(ft, progress=False)
-    torch.save({'world_size': world_size(), 'batches': rec.rows, 'state': learn.model.state_dict(),
-                'values': [[float(v) for v in vs] for vs in learn.recorder.values], 'ft_state': ft.model.state_dict()},
-               Path(record)/f'rank{r}.pth')
