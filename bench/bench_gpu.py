@@ -18,8 +18,8 @@ as soon as it ends; a phase that fails is recorded with its error and the others
   predict    `msa.predict.predict_store(run_dir, store, out)` end to end (store on disk -> catalogue
              file) with a saved paper-size fine-tuned run (random weights: speed does not depend on them)
   inference  encoder + quantile head alone on device-resident batches of 65536: eager and compiled, bf16
-  fused      the same learner with torch's fused AdamW instead of fastai's Adam (how much the
-             optimiser costs)
+  fastai_adam  the same learner with fastai's own per-tensor `Adam` instead of msa's default (torch's
+             AdamW, fused on CUDA): how much the optimiser costs
   hdf5       the same learner fed by the streamed HDF5 mode of `StoreLoader` instead of resident data
   (the last two, and FITS output, only while the --budget lasts)
 
@@ -264,7 +264,7 @@ def phase_pretrain(args, cfg, store, work, device, res)->'Learner':
     drop_short_block(learn.dls.train)
     res.update(network=f'{args.preset}{" (tiny widths)" if args.tiny else ""}', parameters=n_parameters(learn.model),
                batch_size=cfg.pretrain.batch_size, bf16=bool(cfg.pretrain.bf16 and device.type == 'cuda'),
-               compile=cfg.pretrain.compile, optimizer='fastai Adam (msa default)')
+               compile=cfg.pretrain.compile, optimizer='torch AdamW (msa default; fused on CUDA)')
     t = time.perf_counter(); learn.dls.train.one_batch(); sync(device)     # decides the loader mode, loads resident data
     res['loader_mode'], res['loader_load_s'] = learn.dls.train.mode, round(time.perf_counter() - t, 1)
     res.update(timed_fit(learn, cfg.pretrain.lr, args.warmup, args.steps, args.seconds, device))
@@ -273,15 +273,15 @@ def phase_pretrain(args, cfg, store, work, device, res)->'Learner':
     res['approx_tflops'] = round(flops / 1e12, 1)
     return learn
 
-def phase_fused(args, cfg, learn, device, res):
-    "The same learner with torch's fused AdamW through fastai's `OptimWrapper`."
-    from fastai.optimizer import OptimWrapper
+def phase_fastai_adam(args, cfg, learn, device, res):
+    "The same learner with fastai's own `Adam` (a Python loop over parameter tensors) instead of msa's torch AdamW."
+    from fastai.optimizer import Adam
     saved = learn.opt_func, learn.opt
     learn.model.to(device)
-    learn.opt_func = partial(OptimWrapper, opt=torch.optim.AdamW, fused=device.type == 'cuda')
+    learn.opt_func = Adam
     learn.create_opt()
     try:
-        res.update(optimizer='torch AdamW (fused on CUDA) via OptimWrapper')
+        res.update(optimizer="fastai's Adam")
         res.update(timed_fit(learn, cfg.pretrain.lr, args.warmup, args.steps, args.seconds, device))
     finally: learn.opt_func, learn.opt = saved
 
@@ -408,11 +408,12 @@ def phase_upstream(args, cfg, store, device, res):
 
 def phase_finetune_run(args, cfg, store, work, device, res)->Path:
     "A paper-size fine-tuned run directory (no training: the weights do not change the speed)."
-    from msa.learner import finetune_learner, save_run
+    from msa.learner import finetune_learner
+    from msa.runs import save_run
     learn = finetune_learner(store, work/'finetune', config=cfg, device=device)
-    save_run(learn)
-    res.update(run_dir=str(learn.out), labels=list(learn.schema.labels))
-    return learn.out
+    save_run(learn.run, learn.model)
+    res.update(run_dir=str(learn.run.out), labels=list(learn.run.labels))
+    return learn.run.out
 
 def phase_predict(args, run_dir:Path, store_path:Path, work, device, fmt:str, res):
     "msa.predict.predict_store(run_dir, store, out): store on disk -> catalogue file, end to end."
@@ -472,7 +473,7 @@ def summary_lines(R:dict)->list[str]:
              f'pretraining, msa learner ({g("pretrain", "loader_mode")} loader)', pre, 'samples/s',
              f'target >= {TARGETS["pretrain_samples_per_s"]:,} (min {TARGETS["pretrain_samples_per_s_minimum"]:,})'),
             ('  device idle share (waiting for batches)', g('pretrain', 'loader_wait_share'), 'share', ''),
-            ('pretraining, + fused AdamW', g('fused', 'samples_per_s'), 'samples/s', ''),
+            ("pretraining, fastai's own Adam", g('fastai_adam', 'samples_per_s'), 'samples/s', 'msa uses torch AdamW (fused on CUDA)'),
             ('pretraining, streamed HDF5 loader', g('hdf5', 'samples_per_s'), 'samples/s', ''),
             ('upstream-equivalent loop (fp32, DataLoader)', up, 'samples/s', f'H100 reference {REFERENCE_H100["upstream_loop_samples_per_s"]:,}'),
             ('  ratio msa / upstream (same run)', None if not (pre and up) else pre / up, 'x', ''),
@@ -528,7 +529,7 @@ def main(argv=None):
     ap.add_argument('--compile', action=argparse.BooleanOptionalAction, default=None, help='torch.compile (default: on CUDA only)')
     ap.add_argument('--bf16', action=argparse.BooleanOptionalAction, default=True, help='bf16 autocast on CUDA')
     ap.add_argument('--trace', action=argparse.BooleanOptionalAction, default=True, help='save a gzipped Chrome trace of the profiled steps (CUDA)')
-    ap.add_argument('--skip', default='', help='comma-separated phases to skip: profile,fused,hdf5,upstream,predict,inference')
+    ap.add_argument('--skip', default='', help='comma-separated phases to skip: profile,fastai_adam,hdf5,upstream,predict,inference')
     ap.add_argument('--budget', type=float, default=None, help='seconds for the whole run; optional phases are skipped to fit (default 230; tiny none)')
     ap.add_argument('--val-fraction', type=float, default=0.02, help='validation share of the store (unused by the timings)')
     ap.add_argument('--workdir', default=None, help='where the store and runs are written (default: a temporary folder, removed)')
@@ -566,7 +567,7 @@ def main(argv=None):
     # rough costs of the optional phases on an H100/H200 (seconds); the essential phases come first
     # (store, pretrain, profile, upstream, predict, inference) and run whatever the budget says
     big = not t
-    cost = dict(fused=15 if big else 0, hdf5=25 if big else 0, fits=15 if big else 0)
+    cost = dict(fastai_adam=15 if big else 0, hdf5=25 if big else 0, fits=15 if big else 0)
 
     tmp = tempfile.TemporaryDirectory(dir=args.workdir, prefix='msa-bench-gpu-')
     work = Path(tmp.name)
@@ -606,8 +607,8 @@ def main(argv=None):
             run_phase('inference', 'inference only', phase_inference, args, run_dir, store, device)
 
         # optional, as the budget allows: variants of the pretraining measurement, more formats
-        if learn is not None and want('fused', cost['fused']):
-            run_phase('fused', 'pretrain with fused AdamW', phase_fused, args, cfg, learn, device)
+        if learn is not None and want('fastai_adam', cost['fastai_adam']):
+            run_phase('fastai_adam', "pretrain with fastai's Adam", phase_fastai_adam, args, cfg, learn, device)
         if learn is not None and want('hdf5', cost['hdf5']):
             run_phase('hdf5', 'pretrain from the streamed HDF5 loader', phase_hdf5, args, cfg, learn, store, device)
         for f in fmts[1:]:

@@ -52,12 +52,12 @@ def lean_loop(learn, task:str):
     dl._batches([0]).__next__()       # loads and scales the split into memory (the loader's own first step)
     x, x_err, *ys = dl._mem
     n, bs = len(x), dl.bs
-    cfg = learn.run_config
-    ae = MaskedStellarAutoencoder(schema=learn.schema, config=cfg.model)
+    cfg, schema = learn.run.config, learn.run.schema
+    ae = MaskedStellarAutoencoder(schema=schema, config=cfg.model)
     model = ae if task == 'pretrain' else StellarParameterModel(autoencoder=ae)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.99), eps=1e-5, weight_decay=1e-4, foreach=True)
-    roles = {k: torch.as_tensor(v) for k, v in column_roles(learn.schema).items()}
-    rec = torch.as_tensor(np.flatnonzero(learn.schema.reconstructed_mask()))
+    roles = {k: torch.as_tensor(v) for k, v in column_roles(schema).items()}
+    rec = torch.as_tensor(np.flatnonzero(schema.reconstructed_mask()))
     p, f = cfg.pretrain, cfg.finetune
     rec_loss = ReconstructionLoss(p.loss)
     q_loss = QuantileLoss(cfg.model.quantiles, weight_by_label_errors=f.weight_by_label_errors)

@@ -7,17 +7,17 @@ un-standardise, write) into Parquet, FITS and HDF5. The first (untimed) run warm
 
     python bench/bench_predict.py [--rows 200000] [--paper-rows 20000] [--batch-size 65536] [--formats parquet,fits,h5]
 """
-import argparse, dataclasses, json, os, platform, tempfile, time
+import argparse, dataclasses, os, platform, tempfile, time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-import msa
 from msa.core import ColumnSchema, get_config
 from msa.model import MaskedStellarAutoencoder, StellarParameterModel
 from msa.predict import load_predictor, predict_store
-from msa.store import StoreWriter, open_store
+from msa.runs import RunInfo, save_run
+from msa.store import LabelScaler, StoreWriter, open_store
 
 
 def write_store(path, n_rows, chunk=65536, seed=0):
@@ -31,19 +31,13 @@ def write_store(path, n_rows, chunk=65536, seed=0):
 
 
 def write_run(run:Path, store_path, preset:str):
-    "A fine-tuning run directory with random weights, as `msa.learner.save_run` writes it."
+    "A fine-tuning run directory with random weights, written by `msa.runs.save_run`."
     cfg = get_config(preset)
     st = open_store(store_path)
     schema = dataclasses.replace(st.schema, labels=cfg.data.labels)
     model = StellarParameterModel(autoencoder=MaskedStellarAutoencoder(schema=schema, config=cfg.model))
-    run.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), run/'model.pth')
-    cfg.to_yaml(run/'config.yaml')
     L = len(cfg.data.labels)
-    meta = {'kind': 'finetune', 'msa_version': msa.__version__, 'schema': schema.to_dict(), 'quantiles': list(cfg.model.quantiles),
-            'store': str(store_path), 'scaler': st.scaler.to_dict(),
-            'label_scaler': {'names': list(cfg.data.labels), 'mean': [0.0] * L, 'std': [1.0] * L}, 'pretrained': None}
-    (run/'model.json').write_text(json.dumps(meta))
+    save_run(RunInfo('finetune', cfg, schema, st.scaler, LabelScaler(cfg.data.labels, [0.0] * L, [1.0] * L), run, str(store_path)), model)
     st.close()
 
 

@@ -10,7 +10,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from .core import DataConfig, LABELS, RunConfig, get_config
+from .core import LABELS, RunConfig
 from .evaluate import evaluate, gbt_baseline, metrics_frame, mlp_baseline
 from .learner import finetune_ensemble, fit_run, pretrain_learner
 from .mock import make_mock_catalogue, write_mock_files

@@ -16,7 +16,6 @@ import random
 import socket
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch

@@ -11,6 +11,7 @@ import copy
 import os
 import queue
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -300,7 +301,7 @@ def _read_mapped(self:StoreLoader, runs, n:int, pin:bool, scale:bool)->tuple:
     return self._scale_(out) if scale else tuple(out)
 
 @patch
-def _stream(self:StoreLoader, order)->'Iterator':
+def _stream(self:StoreLoader, order)->Iterator:
     "Blocks of `order`, read by `workers` background threads (worker k reads blocks k, k+workers, …), in order."
     n, pin, stop = max(1, min(self.workers, len(order))), torch.cuda.is_available(), threading.Event()
     qs = [queue.Queue(maxsize=max(1, self.prefetch // n)) for _ in range(n)]
@@ -335,7 +336,7 @@ def _row_permutation(self:StoreLoader, epoch:int)->torch.Tensor|None:
     return perm.to(self._mem[0].device)
 
 @patch
-def _batches(self:StoreLoader, order, epoch:int=0)->'Iterator':
+def _batches(self:StoreLoader, order, epoch:int=0)->Iterator:
     if self.mode is None:
         self.mode = self._decide_mode()
         if self.mode != 'hdf5': self._load_memory()

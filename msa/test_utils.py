@@ -15,7 +15,7 @@ from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
 
-from .core import ColumnSchema, ModelConfig, RunConfig, xp_coefficient_names
+from .core import ColumnSchema, ModelConfig, RunConfig
 from .callbacks import ErrorNoiseCallback, MaskingCallback
 from .distributed import rank, world_size
 from .learner import finetune_learner, fit_run, pretrain_learner
