@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 from .core import LABELS, RunConfig
-from .evaluate import evaluate, gbt_baseline, metrics_frame, mlp_baseline
+from .baselines import gbt_baseline, mlp_baseline
+from .evaluate import evaluate, metrics_frame
 from .learner import finetune_ensemble, fit_run, pretrain_learner
 from .mock import make_mock_catalogue, write_mock_files
 from .predict import predict_store

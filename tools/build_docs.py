@@ -4,18 +4,19 @@
     python tools/build_docs.py --renderer quarto    # same, rendered by Quarto (the GitHub docs workflow)
     python tools/build_docs.py --check-readme       # fail if README.md differs from what index.ipynb gives
 
-Notebooks are committed without outputs, so nothing churns in git. This script executes a copy of
-every notebook (tests included; tutorials, marked `skip_exec`, take the outputs of CI's papermill
-run in `_build/papermill/` when it is there), lets nbdev
-process the executed copies into `_proc/` exactly as `nbdev_docs` would, then renders `_proc/`
-into `_docs/` (one HTML page per notebook) and writes README.md from `index.ipynb`.
+Notebooks are committed without outputs, so nothing churns in git. This script tests a copy of every
+notebook with nbdev's own test runner (`nbdev.test.test_nb`, what `nbdev_test` calls: same skip rules,
+flags and working directory), keeping the outputs — so in CI this run is the test suite and every
+notebook is executed once. Tutorials, marked `skip_exec`, take the outputs of CI's papermill run in
+`_build/papermill/` when it is there. nbdev then processes the executed copies into `_proc/` exactly as
+`nbdev_docs` would; `_proc/` is rendered into `_docs/` (one HTML page per notebook) and README.md is
+written from `index.ipynb`.
 """
-import argparse, base64, multiprocessing, os, re, shutil, subprocess, sys
+import argparse, base64, multiprocessing, re, shutil, subprocess, sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from execnb.nbio import read_nb, write_nb
-from execnb.shell import CaptureShell
 from nbdev.config import get_config
 from nbdev.doclinks import _build_modidx
 from nbdev.frontmatter import _fm2dict
@@ -23,51 +24,45 @@ from nbdev.quarto import nbdev_sidebar, refresh_quarto_yml
 from nbdev.serve import proc_nbs
 
 
-def _skip_exec(nb)->bool:
-    "Frontmatter `skip_exec: true` (as nbdev_test) skips executing a notebook."
-    first = nb.cells[0] if nb.cells else None
-    return bool(first and first.cell_type in ('raw', 'markdown') and re.search(r'^skip_exec:\s*true', first.source, re.M))
-
-def _directives(source:str)->set:
-    "nbdev directives of a cell: `#| slow` gives {'slow'}, `#| eval: false` gives {'eval: false'}."
-    return {l[2:].strip() for l in source.splitlines() if l.startswith('#|')} | \
-           {l[2:].strip().split()[0] for l in source.splitlines() if l.startswith('#|') and l[2:].strip()}
-
-def _skip_cell(flags:set):
-    "As nbdev_test: skip `nbdev_export()`, `#| eval: false` and cells flagged with a test flag (slow, cuda)."
-    def skip(cell)->bool:
-        if cell.cell_type != 'code': return True
-        d = _directives(cell.source)
-        return 'nbdev_export' in cell.source or 'eval: false' in d or bool(flags & d)
-    return skip
-
-def execute_one(nb_path:str, flags:set)->str|None:
-    "Execute one notebook in place, in its own folder; returns an error message or None."
-    os.environ['IN_TEST'] = '1'
-    nb_path = Path(nb_path)
-    try:
-        os.chdir(nb_path.parent)   # notebooks read their fixtures relative to their own folder
-        CaptureShell().execute(nb_path, nb_path, exc_stop=True, preproc=_skip_cell(flags))
-    except Exception as e: return f'{nb_path.name}: {type(e).__name__}: {e}'
+def execute_one(nb_path:str, root:str)->tuple[str, bool|None]:
+    """Test one notebook with nbdev's own executor (`nbdev.test.test_nb`: the skip rules, test flags and working
+    directory of `nbdev_test`) and keep the outputs of its cells in the copy. Returns (name, passed), passed=None
+    when nbdev does not execute it (`skip_exec`)."""
+    from execnb import shell
+    from nbdev.test import test_nb
+    nb_path, ran = Path(nb_path), []
+    run_all = shell.CaptureShell.run_all
+    def run_and_keep(self, nb, *args, **kwargs):   # the notebook test_nb executes, outputs and all
+        ran.append(nb)
+        return run_all(self, nb, *args, **kwargs)
+    shell.CaptureShell.run_all = run_and_keep
+    passed, _ = test_nb(nb_path, skip_flags=get_config().tst_flags.split(), basepath=root)
+    if not ran: return nb_path.name, None
+    outputs = {c.get('id'): c.get('outputs', []) for c in ran[0].cells if c.cell_type == 'code'}
+    nb = read_nb(nb_path)   # the copy as committed (nbdev's processing of the run dropped its frontmatter cell)
+    for c in nb.cells:
+        if c.cell_type == 'code' and c.get('id') in outputs: c['outputs'] = outputs[c.get('id')]
+    write_nb(nb, nb_path)
+    return nb_path.name, passed
 
 def execute_copies(nbs:Path, dest:Path, n_workers:int=2):
-    "Copy the notebook folder to `dest` and execute each notebook there, each in a fresh process."
+    "Copy the notebook folder to `dest` and test each notebook there, each in a fresh process, keeping the outputs."
     if dest.exists(): shutil.rmtree(dest)
     shutil.copytree(nbs, dest, symlinks=False, ignore=shutil.ignore_patterns('.ipynb_checkpoints', '_*.ipynb'))
-    flags, todo = set(get_config().get('tst_flags', '').split()), []
-    for nb_path in sorted(dest.rglob('*.ipynb')):
-        if _skip_exec(read_nb(nb_path)):
-            # tutorials are jobs: CI runs them with papermill first; show those outputs when present
-            ran = dest.parent/'papermill'/nb_path.name
-            if ran.exists(): shutil.copy(ran, nb_path); print(f'using papermill outputs for {nb_path.name}')
-        else: todo.append(nb_path)
-    # a fresh process per notebook, as nbdev_test: no state (imports, matplotlib settings) leaks between them
+    todo = sorted(dest.rglob('*.ipynb'))
+    # a fresh process per notebook: no state (imports, matplotlib settings) leaks between them
     ctx = multiprocessing.get_context('spawn')
     with ProcessPoolExecutor(n_workers, mp_context=ctx, max_tasks_per_child=1) as ex:
-        errors = list(ex.map(execute_one, map(str, todo), [flags]*len(todo)))
-    print(f'executed {len(todo)} notebooks')
-    failed = [e for e in errors if e]
-    if failed: sys.exit('notebooks failed while building the docs:\n' + '\n'.join(failed))
+        results = list(ex.map(execute_one, map(str, todo), [str(get_config().config_path)] * len(todo)))
+    for nb_path, (name, passed) in zip(todo, results):
+        # tutorials are jobs (`skip_exec`): CI runs them with papermill first; show those outputs when present
+        ran = dest.parent/'papermill'/name
+        if passed is None and ran.exists(): shutil.copy(ran, nb_path); print(f'using papermill outputs for {name}')
+    failed = [name for name, passed in results if passed is False]
+    n_run = sum(passed is not None for _, passed in results)
+    print(f'{n_run - len(failed)} passed, {len(failed)} failed: notebooks executed by nbdev\'s test runner '
+          f'({len(results) - n_run} skip_exec)')
+    if failed: sys.exit('notebooks failed while building the docs: ' + ', '.join(failed))
 
 def process(executed:Path)->Path:
     "nbdev's own processing of the executed notebooks into `_proc/`."
