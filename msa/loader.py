@@ -168,6 +168,7 @@ def _empty(self:StoreLoader, n:int, pin:bool=False)->list:
     if getattr(self, '_pool', None) is None: self._pool = BufferPool(dims, self.bs, self.prefetch + self.workers + 3)
     return self._pool.get(n)
 
+# %% ../nbs/06_loader.ipynb #e6f70002
 @patch
 def _scale_(self:StoreLoader, out:list, features:bool=True)->tuple:
     "Scale buffers in place: features by the robust scaler (unless `features=False`), labels by the label scaler."
@@ -263,6 +264,7 @@ def runs_of(keep:np.ndarray)->np.ndarray:
     edges = np.flatnonzero(np.diff(np.concatenate([[0], keep.view(np.int8), [0]])))
     return edges.reshape(-1, 2)
 
+# %% ../nbs/06_loader.ipynb #e6f70005
 @patch
 def _read_block(self:StoreLoader, b:int, pin:bool, max_runs:int=16, scale:bool=True)->tuple:
     "Block `b` (scaled unless `scale=False`): each run of served rows read straight into the output buffers, or one slice and a gather."
@@ -289,16 +291,28 @@ def _maps(self:StoreLoader):
 
 @patch
 def _read_mapped(self:StoreLoader, runs, n:int, pin:bool, scale:bool)->tuple:
-    "A block from the memory maps (features) and HDF5 (labels), scaled in place unless `scale=False`."
-    out, j = self._empty(n, pin), 0
+    "A block from the memory maps (features: copied and scaled in one pass) and HDF5 (labels)."
+    out, j, sc = self._empty(n, pin), 0, self.store.scaler
     x, xe = out[0].numpy(), out[1].numpy()
+    vmap, emap = self._maps
     for s, e in runs:
-        for m, dst in zip(self._maps, (x, xe)):
-            for lo, hi, v in m.pieces(s, e): np.copyto(dst[j + lo - s:j + hi - s], v)
+        for lo, hi, v in vmap.pieces(s, e):
+            dst = x[j + lo - s:j + hi - s]
+            sc.transform_(v, None, out=(dst, None)) if scale else np.copyto(dst, v)
+        for lo, hi, v in emap.pieces(s, e):
+            dst = xe[j + lo - s:j + hi - s]
+            sc.transform_(None, v, out=(None, dst)) if scale else np.copyto(dst, v)
         if self.labels:
             for name, o in zip(('labels', 'label_errors'), out[2:]): o[j:j + e - s] = torch.from_numpy(self.store.h5[name][s:e][:, self.label_idx])
         j += e - s
-    return self._scale_(out) if scale else tuple(out)
+    if scale and self.labels: self.label_scaler.transform_(out[2].numpy(), out[3].numpy())
+    return tuple(out)
+
+# %% ../nbs/06_loader.ipynb #e6f70008
+@patch(as_prop=True)
+def scale_on_device(self:StoreLoader)->bool:
+    "Scale streamed batches after the copy to the device (CUDA) instead of in the prefetch threads."
+    return self._scale_on_device if self._scale_on_device is not None else (self.mode == 'hdf5' and self.device.type == 'cuda')
 
 @patch
 def _stream(self:StoreLoader, order)->Iterator:
@@ -349,11 +363,7 @@ def _batches(self:StoreLoader, order, epoch:int=0)->Iterator:
             idx = perm[a:a + self.bs]   # one gather per batch
             yield tuple(m[idx] for m in self._mem)
 
-@patch(as_prop=True)
-def scale_on_device(self:StoreLoader)->bool:
-    "Scale streamed batches after the copy to the device (CUDA) instead of in the prefetch threads."
-    return self._scale_on_device if self._scale_on_device is not None else (self.mode == 'hdf5' and self.device.type == 'cuda')
-
+# %% ../nbs/06_loader.ipynb #e6f7000e
 @patch
 def _scale_torch(self:StoreLoader, batch:tuple)->tuple:
     "The scaling of `_scale_` as torch operations on the batch's device."
@@ -369,6 +379,7 @@ def _to_device(self:StoreLoader, batch:tuple, epoch:int, b:int)->tuple:
     idx = torch.randperm(len(batch[0]), generator=g, device=self.device)
     return tuple(t[idx] for t in batch)
 
+# %% ../nbs/06_loader.ipynb #e6f70011
 @patch
 def __iter__(self:StoreLoader):
     epoch = self.epoch; self.epoch += 1

@@ -74,12 +74,15 @@ class AffineScaling:
         c, s = self._params(values, axis)
         return (values - c) / s, (None if errors is None else errors / s)
 
-    def transform_(self, values:np.ndarray, errors:np.ndarray|None=None)->tuple:
-        "`transform` in place on numpy buffers (single-threaded ufuncs, for loader threads); returns them."
-        c, s = self._params(values); inv = 1 / s
-        np.subtract(values, c, out=values); np.multiply(values, inv, out=values)
-        if errors is not None: np.multiply(errors, inv, out=errors)
-        return values, errors
+    def transform_(self, values:np.ndarray|None, errors:np.ndarray|None=None,
+                   out:tuple|None=None, # (values, errors) buffers to write into; default: in place
+                  )->tuple:
+        "`transform` on numpy arrays, in place or into `out` (single-threaded ufuncs, one pass, for loader threads)."
+        vo, eo = out if out is not None else (values, errors)
+        c, s = self._params(vo if vo is not None else eo); inv = 1 / s
+        if values is not None: np.subtract(values, c, out=vo); np.multiply(vo, inv, out=vo)
+        if errors is not None: np.multiply(errors, inv, out=eo)
+        return vo, eo
 
     def inverse(self, values, errors=None, axis:int=-1):
         "Back to physical units; `axis` is the column axis (1 for quantiles shaped (stars, labels, quantiles))."
