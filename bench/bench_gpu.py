@@ -411,9 +411,9 @@ def phase_finetune_run(args, cfg, store, work, device, res)->Path:
     from msa.learner import finetune_learner
     from msa.runs import save_run
     learn = finetune_learner(store, work/'finetune', config=cfg, device=device)
-    save_run(learn.run, learn.model)
-    res.update(run_dir=str(learn.run.out), labels=list(learn.run.labels))
-    return learn.run.out
+    save_run(learn.run_info, learn.model)
+    res.update(run_dir=str(learn.run_info.out), labels=list(learn.run_info.labels))
+    return learn.run_info.out
 
 def phase_predict(args, run_dir:Path, store_path:Path, work, device, fmt:str, res):
     "msa.predict.predict_store(run_dir, store, out): store on disk -> catalogue file, end to end."

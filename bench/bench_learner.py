@@ -52,7 +52,7 @@ def lean_loop(learn, task:str):
     dl._batches([0]).__next__()       # loads and scales the split into memory (the loader's own first step)
     x, x_err, *ys = dl._mem
     n, bs = len(x), dl.bs
-    cfg, schema = learn.run.config, learn.run.schema
+    cfg, schema = learn.run_info.config, learn.run_info.schema
     ae = MaskedStellarAutoencoder(schema=schema, config=cfg.model)
     model = ae if task == 'pretrain' else StellarParameterModel(autoencoder=ae)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.99), eps=1e-5, weight_decay=1e-4, foreach=True)

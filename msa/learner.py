@@ -48,7 +48,7 @@ def adamw(params, # parameter groups from the splitter
 
 # %% ../nbs/10_learner.ipynb #b8e4f1a2
 def _learner(dls, model, loss_func, cbs, run:RunInfo, lr, wd, bf16, compile, split=None)->Learner:
-    "A `Learner` that carries its `RunInfo` as `learn.run` and checkpoints into `run.out` every epoch."
+    "A `Learner` that carries its `RunInfo` as `learn.run_info` and checkpoints into `run.out` every epoch."
     run.out = Path(run.out).resolve(); run.out.mkdir(parents=True, exist_ok=True)
     opt_func = functools.partial(adamw, fused=dls.device.type == 'cuda')
     learn = Learner(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr, wd=wd, cbs=cbs, path=run.out,
@@ -56,7 +56,7 @@ def _learner(dls, model, loss_func, cbs, run:RunInfo, lr, wd, bf16, compile, spl
     learn.add_cb(Checkpoint(run.out))
     if bf16 and dls.device.type == 'cuda': learn.to_bf16()
     if compile: learn.model.compile()
-    learn.run = run
+    learn.run_info = run
     return learn
 
 # %% ../nbs/10_learner.ipynb #39b6f262
@@ -84,7 +84,7 @@ def fit_run(learn:Learner,    # from `pretrain_learner` or `finetune_learner`
             progress:bool=True,  # show fastai's progress bars
            )->Learner:
     "Train with the one-cycle schedule (resuming if asked), then save the run; data-parallel when launched by torchrun."
-    run = learn.run
+    run = learn.run_info
     c = run.config.pretrain if run.kind == 'pretrain' else run.config.finetune
     epochs = epochs or c.epochs
     lr = c.lr
