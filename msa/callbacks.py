@@ -9,6 +9,8 @@ __all__ = ['column_roles', 'draw_hidden', 'MaskingCallback', 'add_error_noise', 
 import numpy as np
 import torch
 from fastai.callback.core import Callback
+from fastcore.basics import store_attr
+from fastcore.meta import delegates
 
 from .core import ColumnSchema, PretrainConfig, FinetuneConfig
 
@@ -49,14 +51,14 @@ class MaskingCallback(Callback):
                 ):
         for name, v in (('mask_ratio_xp', mask_ratio_xp), ('mask_ratio_features', mask_ratio_features)):
             if not 0 <= v <= 1: raise ValueError(f'{name}={v} must lie in [0, 1]')
-        self.schema, self.mask_ratio_xp, self.mask_ratio_features = schema, mask_ratio_xp, mask_ratio_features
         if task not in self.TASKS: raise ValueError(f'{task=} is not one of {self.TASKS}')
-        self.task, self.mask_valid, self.valid_seed = task, mask_valid, valid_seed
+        store_attr('schema,mask_ratio_xp,mask_ratio_features,task,mask_valid,valid_seed')
         self.roles = {k: torch.as_tensor(v) for k, v in column_roles(schema).items()}
         self.reconstructed = torch.as_tensor(np.flatnonzero(schema.reconstructed_mask()))
         self._valid_generator = None
 
     @classmethod
+    @delegates(__init__, but=['schema', 'mask_ratio_xp', 'mask_ratio_features', 'task'])
     def from_config(cls, schema:ColumnSchema, config:PretrainConfig|FinetuneConfig, **kwargs):
         "Ratios and task from a pretraining or fine-tuning config (multitask when `multitask_weight > 0`)."
         if isinstance(config, PretrainConfig): task = 'pretrain'
@@ -105,7 +107,7 @@ class ErrorNoiseCallback(Callback):
                  scale:float=1.0,   # multiplies every error
                 ):
         if scale < 0: raise ValueError(f'{scale=} must be non-negative')
-        self.inputs, self.labels, self.scale = inputs, labels, scale
+        store_attr('inputs,labels,scale')
 
     def before_batch(self):
         if not self.training: return

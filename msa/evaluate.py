@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from .core import LABELS, LABEL_UNITS, InputError, label_quantiles
 from .report import markdown_to_html, report_markdown
 from .store import is_store, open_store
+from .writers import read_catalogue
 
 # %% ../nbs/12_evaluate.ipynb #f42b7b04
 def _finite(x)->np.ndarray:
@@ -125,33 +126,16 @@ def binned_metrics(quantiles, levels, truth, # as in `label_metrics`
     return [{'lo': float(edges[i]), 'hi': float(edges[i + 1]), **label_metrics(q[b == i], levels, t[b == i])}
             for i in range(len(edges) - 1)]
 
-# %% ../nbs/12_evaluate.ipynb #951fd19e
-def _fits_frame(path)->pd.DataFrame:
-    import warnings
-    from astropy.table import Table
-    from astropy.units import UnitsWarning
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', UnitsWarning)   # 'dex' (msa.predict's label unit) is not a FITS-standard unit
-        t = Table.read(path, format='fits')
-    return t[[c for c in t.colnames if t[c].ndim == 1]].to_pandas()
-
-def _h5_frame(path)->pd.DataFrame:
-    import h5py
-    with h5py.File(path, 'r') as h5:
-        group = h5 if 'source_id' in h5 else next((h5[k] for k in h5 if isinstance(h5[k], h5py.Group) and 'source_id' in h5[k]), h5)
-        return pd.DataFrame({k: d[:] for k, d in group.items() if isinstance(d, h5py.Dataset) and d.ndim == 1})
-
 # %% ../nbs/12_evaluate.ipynb #462aac56
-def read_predictions(path, # prediction catalogue: .fits, .parquet or .h5/.hdf5
+def read_predictions(path, # prediction catalogue: .fits, .parquet or .h5/.hdf5 (`msa.writers.read_catalogue` reads it)
                     )->pd.DataFrame:
-    "A prediction catalogue as a DataFrame with `source_id` and `<label>_p<NN>` columns."
+    "A prediction catalogue as a DataFrame with `source_id` and `<label>_p<NN>` columns (vector columns left out)."
     p = Path(path)
     if not p.exists(): raise FileNotFoundError(f'prediction file {p} does not exist')
-    readers = {'.fits': _fits_frame, '.fit': _fits_frame, '.parquet': pd.read_parquet, '.pq': pd.read_parquet, '.h5': _h5_frame, '.hdf5': _h5_frame}
-    reader = readers.get(p.suffix.lower().replace('.gz', '') if p.suffix != '.gz' else Path(p.stem).suffix.lower())
-    if reader is None: raise InputError(p, f'unknown prediction format {p.suffix!r}; expected one of {sorted(readers)}')
-    try: df = reader(p)
+    try: columns = read_catalogue(p)
+    except ValueError as e: raise InputError(p, f'unknown prediction format: {e}') from None
     except Exception as e: raise InputError(p, f'cannot read the prediction table ({type(e).__name__}: {e})') from None
+    df = pd.DataFrame({k: v for k, v in columns.items() if v.ndim == 1})
     if 'source_id' not in df.columns: raise InputError(p, f'no source_id column; the file has {list(df.columns)[:8]}', column='source_id')
     if not label_quantiles(df.columns): raise InputError(p, 'no quantile columns named <label>_p<NN> with a median <label>_p50')
     return df

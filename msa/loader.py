@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
-from fastcore.basics import patch
+from fastcore.basics import patch, store_attr
+from fastcore.meta import delegates
 
 from .store import LabelScaler, Store, open_store
 
@@ -101,11 +102,8 @@ class StoreLoader:
                 ):
         self.store = store if isinstance(store, Store) else open_store(store)
         if batch_size <= 0: raise ValueError(f'{batch_size=} must be positive')
-        self.split, self.bs, self.shuffle, self.seed, self.permute_rows = split, batch_size, shuffle, seed, permute_rows
-        self.shuffle_rows = shuffle_rows
-        self.in_memory, self.memory_budget, self.device_budget = in_memory, memory_budget, device_budget
-        self.prefetch, self.use_mmap = prefetch, use_mmap
-        self.workers = workers or max(1, min(4, (os.cpu_count() or 2) // 4))
+        store_attr('split,shuffle,seed,permute_rows,shuffle_rows,in_memory,memory_budget,device_budget,prefetch,use_mmap')
+        self.bs, self.workers = batch_size, workers or max(1, min(4, (os.cpu_count() or 2) // 4))
         self.labels = None if labels is None else tuple(self.store.label_names if labels is True else labels)
         self.label_idx = None if self.labels is None else _label_indices(self.store, self.labels)
         self.mask = row_mask(self.store, split, self.label_idx)
@@ -421,6 +419,7 @@ def shard(self:StoreLoader, rank:int, # this process, 0 … world_size-1
     return res
 
 # %% ../nbs/06_loader.ipynb #a1643ef4
+@delegates(StoreLoader, but=['store', 'split', 'batch_size', 'labels', 'shuffle', 'seed', 'device', 'in_memory', 'label_scaler'])
 def make_dataloaders(store_path, # the HDF5 store (path or open `Store`)
                      batch_size:int=4096, # rows per batch
                      labels=None, # label names for fine-tuning (True: all of the store's); None: pretraining

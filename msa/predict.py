@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from fastcore.meta import delegates
 from fastcore.script import Param
 
 import msa
@@ -267,6 +268,7 @@ def predict_store(predictor, # a `Predictor` or a run directory
     return PredictReport(Path(out), sel.stop - sel.start, sel, time.time() - t0, mapping)
 
 # %% ../nbs/11_predict.ipynb #44217e4d
+@delegates(predict_store, but=['predictor', 'store', 'out', 'shard', 'progress', 'rows'])
 def predict_files(predictor, # a `Predictor` or a run directory
                   files,     # Gaia archive XP files (XP_CONTINUOUS or XP_SAMPLED, as the model was trained)
                   out,       # catalogue to write: .fits, .parquet or .h5

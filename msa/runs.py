@@ -50,6 +50,7 @@ class RunInfo:
     out: Path|None = None          # the run directory
     store: str|None = None         # the training store
     pretrained: str|None = None    # the pretraining run a fine-tuned model started from
+    unseen: tuple = ()             # input columns no training star had: always hidden from the encoder
     msa_version: str = msa.__version__
 
     @property
@@ -62,7 +63,7 @@ class RunInfo:
         return {'kind': self.kind, 'msa_version': self.msa_version, 'schema': self.schema.to_dict(),
                 'quantiles': list(self.quantiles), 'store': self.store, 'scaler': self.scaler.to_dict(),
                 'label_scaler': None if self.label_scaler is None else self.label_scaler.to_dict(),
-                'pretrained': self.pretrained}
+                'pretrained': self.pretrained, 'unseen': list(self.unseen)}
 
 # %% ../nbs/09a_runs.ipynb #a9b0c1dc
 def save_run(run:RunInfo, # what the run knows; `run.out` is where it goes
@@ -106,7 +107,7 @@ def load_run(path, # a run directory or its `model.pth`
     cfg = RunConfig.from_yaml(run/'config.yaml')
     info = RunInfo(meta['kind'], cfg, ColumnSchema.from_dict(meta['schema']), Scaler.from_dict(meta['scaler']),
                    LabelScaler.from_dict(meta['label_scaler']) if meta['kind'] == 'finetune' else None,
-                   run, meta.get('store'), meta.get('pretrained'), meta.get('msa_version', 'unknown'))
+                   run, meta.get('store'), meta.get('pretrained'), tuple(meta.get('unseen', ())), meta.get('msa_version', 'unknown'))
     _check_scalers(run, info.schema, info.scaler, info.label_scaler, meta['quantiles'], cfg)
     return info
 

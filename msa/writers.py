@@ -126,8 +126,9 @@ def catalogue_writer(path, # output file; the format follows the suffix
 # %% ../nbs/11a_writers.ipynb #b1c2d3e8
 def read_catalogue(path, # a catalogue written by `catalogue_writer`: .fits, .parquet or .h5
                   )->dict:
-    "Columns of a catalogue file as numpy arrays (vector columns as (n, width) arrays)."
-    path = Path(path); suffix = path.suffix.lower()
+    "Columns of a catalogue file as numpy arrays (vector columns as (n, width) arrays); also FITS .gz and HDF5 groups."
+    path = Path(path)
+    suffix = Path(path.stem).suffix.lower() if path.suffix.lower() == '.gz' else path.suffix.lower()
     if suffix in ('.fits', '.fit'):
         import warnings
         from astropy.table import Table
@@ -141,6 +142,8 @@ def read_catalogue(path, # a catalogue written by `catalogue_writer`: .fits, .pa
         t = pq.read_table(path)
         return {c: np.stack(t[c].to_numpy(zero_copy_only=False)) for c in t.column_names}
     if suffix in ('.h5', '.hdf5'):
-        with h5py.File(path, 'r') as h5:
-            return {c: h5[c][:] for c in (json.loads(h5.attrs['columns']) if 'columns' in h5.attrs else h5)}
+        with h5py.File(path, 'r') as h5:   # the columns at the top, or in the first group that has a source_id
+            g = h5 if 'source_id' in h5 else next((h5[k] for k in h5 if isinstance(h5[k], h5py.Group) and 'source_id' in h5[k]), h5)
+            names = json.loads(g.attrs['columns']) if 'columns' in g.attrs else [k for k in g if isinstance(g[k], h5py.Dataset)]
+            return {c: g[c][:] for c in names}
     raise ValueError(f'{path}: unknown catalogue format {suffix!r}; use .fits, .parquet or .h5')
