@@ -4,9 +4,10 @@
 
 # %% auto #0
 __all__ = ['XP_SAMPLED_WAVELENGTHS', 'PHOT_BANDS', 'ASTROMETRY', 'LABELS', 'GAIA_ZERO_POINTS', 'COLUMN_UNITS', 'LABEL_UNITS',
-           'PRESETS', 'xp_coefficient_names', 'xp_sampled_names', 'ColumnSchema', 'quantile_name', 'label_quantiles',
-           'DataConfig', 'ModelConfig', 'PretrainConfig', 'FinetuneConfig', 'PredictConfig', 'RunConfig', 'ConfigError',
-           'get_config', 'schema_from_config', 'InputError', 'Rejects', 'default_device', 'seed_everything']
+           'LABEL_NAMES', 'PRESETS', 'xp_coefficient_names', 'xp_sampled_names', 'ColumnSchema', 'quantile_name',
+           'label_quantiles', 'DataConfig', 'ModelConfig', 'PretrainConfig', 'FinetuneConfig', 'PredictConfig',
+           'RunConfig', 'ConfigError', 'get_config', 'schema_from_config', 'InputError', 'Rejects', 'default_device',
+           'seed_everything', 'file_sha256']
 
 # %% ../nbs/00_core.ipynb #4bb14fe8
 import dataclasses
@@ -52,6 +53,8 @@ COLUMN_UNITS = {**{b: 'mag' for b in PHOT_BANDS + ('u', 'gsdss', 'rsdss', 'isdss
                 'ra': 'deg', 'dec': 'deg'}
 LABEL_UNITS = {'teff': 'K', 'logg': 'dex', 'fe_h': 'dex', 'alpha_m': 'dex', 'age': 'Gyr',
                'parallax': 'mas', 'mass': 'solMass'}
+LABEL_NAMES = {'teff': 'effective temperature', 'logg': 'surface gravity log10(g / cm s-2)', 'fe_h': '[Fe/H]',
+               'alpha_m': '[alpha/M]', 'age': 'age', 'parallax': 'parallax', 'mass': 'mass'}   # for catalogue descriptions
 
 # %% ../nbs/00_core.ipynb #5b43a82f
 @dataclass(frozen=True)
@@ -475,3 +478,14 @@ def seed_everything(seed:int, # seed for Python, NumPy and torch (all devices)
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
     os.environ['PYTHONHASHSEED'] = str(seed)
     return np.random.default_rng(seed)
+
+# %% ../nbs/00_core.ipynb #f0e1d2c1
+def file_sha256(path, # a file
+                block:int=1 << 24, # bytes read at a time
+               )->str:
+    "The SHA-256 of a file's bytes, as a hex string, read in blocks."
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        while chunk := f.read(block): h.update(chunk)
+    return h.hexdigest()

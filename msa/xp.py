@@ -4,14 +4,11 @@
 
 # %% auto #0
 __all__ = ['BANDS', 'XPContinuous', 'xp_take', 'xp_concat', 'parse_text_arrays', 'ragged_to_matrix', 'assemble_xp',
-           'xp_file_format', 'iter_xp_continuous', 'read_xp_continuous', 'correlation_matrix', 'g_flux_usable',
+           'iter_xp_continuous', 'read_xp_continuous', 'correlation_matrix', 'g_flux_usable', 'normalise_by_g_flux',
            'xp_block', 'XPSampled', 'read_xp_sampled', 'read_many']
 
 # %% ../nbs/01_xp.ipynb #5ef5b7c7
 import concurrent.futures
-import contextlib
-import gzip
-import io
 import multiprocessing
 import re
 from dataclasses import dataclass, fields
@@ -21,9 +18,10 @@ import numpy as np
 from fastcore.basics import patch
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pcsv
 
 from .core import InputError, Rejects, XP_SAMPLED_WAVELENGTHS, xp_coefficient_names
+from .tables import (table_format, text_array, null_mask, parse_numbers, open_text, text_header, iter_text_blocks,
+                        read_csv_columns, fits_table, fits_column, is_vla, fits_bytes, fits_vla, votable)
 
 # %% ../nbs/01_xp.ipynb #0c0c7eb8
 BANDS = ('bp', 'rp')
@@ -82,29 +80,7 @@ def xp_concat(parts:list[XPContinuous])->XPContinuous:
         out[k] = None if any(v is None for v in vals) else np.concatenate(vals)
     return XPContinuous(**out)
 
-# %% ../nbs/01_xp.ipynb #44f5c0ba
-_NUMBER = r'^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$|^\s*[-+]?(nan|NaN|NAN|inf|Infinity|INF)\s*$'
-
-def _first_bad_number(flat:pa.Array)->int:
-    "Index of the first element of `flat` (strings) that is not a number."
-    ok = pc.fill_null(pc.match_substring_regex(flat, _NUMBER), False).to_numpy(zero_copy_only=False)
-    return int(np.argmin(ok))
-
-def _cast_numbers(strings:pa.Array, dtype, file, column:str, row0:int=0, lengths:np.ndarray|None=None):
-    "Cast strings to `dtype`; on failure name the 1-based data row and the column."
-    try: return pc.cast(strings, dtype)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError): pass
-    try: return pc.cast(pc.utf8_trim_whitespace(strings), dtype)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError): pass
-    i = _first_bad_number(strings)   # element i; with `lengths`, elements are the values of consecutive rows
-    row = i if lengths is None else int(np.searchsorted(np.cumsum(np.maximum(lengths, 0)), i, side='right'))
-    raise InputError(file, f'expected a number, found {strings[i].as_py()!r}', row=row0+row+1, column=column)
-
 # %% ../nbs/01_xp.ipynb #ff60d223
-def _as_string_array(col)->pa.Array:
-    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    return col.cast(pa.string()) if col.type == pa.large_string() else col
-
 def _split_arrays(inner:pa.Array, sep:str)->tuple[pa.Array, np.ndarray]:
     "All values of the bracket-less array strings `inner` as one flat string array, and the row lengths."
     parts = pc.split_pattern(inner, sep)
@@ -123,7 +99,7 @@ def parse_text_arrays(col, # pyarrow string column, one array per row such as "(
                       dtype=pa.float64(), # type of the values (float32 suffices for correlations)
                      )->tuple[np.ndarray, np.ndarray]:
     "Flat values of all rows, and each row's length (-1 where empty)."
-    col = _as_string_array(col)
+    col = text_array(col)
     n = len(col)
     if n == 0: return np.zeros(0), np.zeros(0, np.int64)
     present = pc.fill_null(pc.greater(pc.binary_length(col), 0), False)   # byte lengths: no pass over the text
@@ -137,11 +113,11 @@ def parse_text_arrays(col, # pyarrow string column, one array per row such as "(
     sample = inner.drop_null()
     sep = ', ' if len(sample) and ', ' in sample[0].as_py()[:200] else ','
     flat, lengths = _split_arrays(inner, sep)
-    try: values = pc.cast(flat, dtype)
-    except pa.ArrowInvalid:   # separators mixed, or a damaged value: split on ',' and trim, then report
+    try: values = pc.cast(flat, dtype).to_numpy(zero_copy_only=False)
+    except pa.ArrowInvalid:   # separators mixed, or a damaged value: split on ',', trim, and report the first bad one
         flat, lengths = _split_arrays(inner, ',')
-        values = _cast_numbers(pc.utf8_trim_whitespace(flat), dtype, file, column, row0, lengths)
-    return values.to_numpy(zero_copy_only=False), lengths
+        values = parse_numbers(flat, file, column, row0, dtype, lengths, tokens=False)
+    return values, lengths
 
 # %% ../nbs/01_xp.ipynb #00a8eda4
 def ragged_to_matrix(values:np.ndarray, # flat values of all rows
@@ -218,37 +194,18 @@ def _scalar(x, n, fill, dtype):
     return np.where(np.isfinite(x), x, fill).astype(dtype)
 
 # %% ../nbs/01_xp.ipynb #9230948e
-_BINARY_EXT = {'.fits': 'fits', '.fit': 'fits', '.fts': 'fits', '.xml': 'votable', '.vot': 'votable', '.votable': 'votable'}
+_XP_FORMATS = ('csv', 'ecsv', 'fits', 'votable')
 
-def xp_file_format(path)->str:
-    "One of 'csv', 'ecsv', 'fits', 'votable', 'empty' (a compressed text file may be 'csv'/'ecsv'/'empty')."
-    path = Path(path)
-    if not path.exists(): raise InputError(path, 'file does not exist')
-    gz = path.suffix.lower() == '.gz'
-    try:
-        with (gzip.open(path, 'rb') if gz else open(path, 'rb')) as f: head = f.read(512)
-    except (OSError, EOFError) as e:
-        if gz and path.stat().st_size == 0: return 'empty'
-        raise InputError(path, f'cannot read the file: {e}') from None
-    ext = _BINARY_EXT.get(path.suffix.lower())
-    if not head.strip(): return 'empty'
-    if head.startswith(b'SIMPLE  ='): kind = 'fits'
-    elif head.lstrip().startswith(b'<?xml') or b'<VOTABLE' in head: kind = 'votable'
-    elif head.startswith(b'# %ECSV'): kind = 'ecsv'
-    else: kind = 'csv'
-    if ext is not None and ext != kind: raise InputError(path, f'the extension says {ext.upper()}, but the content is not {ext.upper()} (starts with {head[:16]!r})')
-    return kind
+def _xp_format(path)->tuple[str, str|None]:
+    "Format and compression of an XP file; 'empty' only for an empty gzip file (zero stars)."
+    kind, compression = table_format(path, allow_empty=True)
+    if kind == 'empty' and compression is None: raise InputError(path, 'empty file')
+    if kind not in _XP_FORMATS + ('empty',):
+        raise InputError(path, f'the archive serves XP spectra as CSV, ECSV, FITS or VOTable, not {kind.upper()}')
+    return kind, compression
 
 # %% ../nbs/01_xp.ipynb #4035b0ae
-_NULLS = ['', 'null', 'NULL', 'nan', 'NaN', 'None']
 _WIDE = re.compile(r'^(e_)?(bp|rp)_coeff_(\d+)$')
-
-def _text_header(path, gz:bool)->tuple[int, list[str]]:
-    "Number of leading '#' lines and the column names (as written) of a CSV/ECSV file ([] if it has no header)."
-    with (gzip.open(path, 'rt', encoding='utf-8', errors='replace') if gz else open(path, encoding='utf-8', errors='replace')) as f:
-        for i, line in enumerate(f):
-            if not line.startswith('#'): return i, [c.strip().strip('"') for c in line.rstrip('\r\n').split(',')]
-    return 0, []
 
 def _wanted_columns(names:list[str], correlations:bool)->list[str]:
     "The columns of `names` that `XPContinuous` uses."
@@ -264,24 +221,27 @@ def _check_required(file, names, wide:bool):
     if not any(f'{b}_coeff_0' in names or f'{b}_coefficients' in names for b in BANDS):
         raise InputError(file, "no XP coefficient column: expected 'bp_coefficients'/'rp_coefficients' or 'bp_coeff_0'…")
 
+def _is_wide(file, names:list[str])->bool:
+    "True for one column per coefficient (`bp_coeff_0`, …), False for array columns; required columns are checked."
+    wide = any(_WIDE.match(c) for c in names)
+    _check_required(file, names, wide)
+    return wide
+
 # %% ../nbs/01_xp.ipynb #dd77d1ad
-def _block_to_xp(tb:pa.Table, file, row0:int, rejects, k:dict, wide:bool):
-    def num(c, dtype=pa.float64()):
-        return _cast_numbers(_as_string_array(tb[c]), dtype, file, c, row0).to_numpy(zero_copy_only=False)
-    sid = _as_string_array(tb['source_id'])
-    if sid.null_count: raise InputError(file, 'source_id is empty', row=row0+1+int(np.argmax(sid.is_null().to_numpy(zero_copy_only=False))), column='source_id')
-    source_id = num('source_id', pa.int64())
+_ARRAYS = ('coefficients', 'coefficient_errors', 'coefficient_correlations')
+_SCALARS = ('standard_deviation', 'n_relevant_bases', 'n_parameters')
+
+def _band_columns(file, names, wide:bool, # the file, its (lower-case) column names, and its layout (`_is_wide`)
+                  array, number,          # column name -> (values, lengths) or (n, k) matrix; column name -> (n,) numbers
+                  correlations:bool=True, # read the correlation columns
+                 )->dict:
+    "`{band: {field: column}}` as `assemble_xp` takes it, for every band."
+    arrays = _ARRAYS if correlations else _ARRAYS[:2]
     bands = {}
     for b in BANDS:
-        d = {}
-        if wide: d.update(_wide_band(file, tb.column_names, b, num))
-        for f in ('coefficients', 'coefficient_errors', 'coefficient_correlations'):
-            if not wide and f'{b}_{f}' in tb.column_names:
-                d[f] = parse_text_arrays(tb[f'{b}_{f}'], file, f'{b}_{f}', row0, pa.float32() if f == 'coefficient_correlations' else pa.float64())
-        for f in ('standard_deviation', 'n_relevant_bases', 'n_parameters'):
-            if f'{b}_{f}' in tb.column_names: d[f] = num(f'{b}_{f}')
-        bands[b] = d
-    return assemble_xp(file, source_id, bands, rejects, k)
+        d = _wide_band(file, names, b, number) if wide else {f: array(f'{b}_{f}') for f in arrays if f'{b}_{f}' in names}
+        bands[b] = d | {f: number(f'{b}_{f}') for f in _SCALARS if f'{b}_{f}' in names}
+    return bands
 
 def _wide_band(file, names, b, get)->dict:
     "Coefficients and errors of band `b` from one column per coefficient (`bp_coeff_0`, `e_bp_coeff_0`, …)."
@@ -293,89 +253,42 @@ def _wide_band(file, names, b, get)->dict:
     return {'coefficients': np.stack([get(f'{b}_coeff_{i}') for i in idx], 1),
             'coefficient_errors': np.stack([get(f'e_{b}_coeff_{i}') for i in idx], 1)}
 
+# %% ../nbs/01_xp.ipynb #7d3ab05c
+def _block_to_xp(tb:pa.Table, file, row0:int, rejects, k:dict, wide:bool, correlations:bool):
+    number = lambda c, dtype=pa.float64(): parse_numbers(tb[c], file, c, row0, dtype)
+    array = lambda c: parse_text_arrays(tb[c], file, c, row0, pa.float32() if c.endswith('correlations') else pa.float64())
+    empty = null_mask(tb['source_id'])
+    if empty.any(): raise InputError(file, 'source_id is empty', row=row0+1+int(np.argmax(empty)), column='source_id')
+    bands = _band_columns(file, tb.column_names, wide, array, number, correlations)
+    return assemble_xp(file, number('source_id', pa.int64()), bands, rejects, k)
+
 # %% ../nbs/01_xp.ipynb #8b974b12
-def _iter_text(path, rejects, correlations:bool, block_mb:int=64):
-    path = Path(path)
-    gz = path.suffix.lower() == '.gz'
-    try: n_skip, written = _text_header(path, gz)
-    except (OSError, EOFError) as e: raise InputError(path, f'cannot read the header: {e}') from None
-    if not written or written == ['']: return
+def _iter_text(path, compression, rejects, correlations:bool, block_mb:int=64):
+    n_skip, written = text_header(path, compression)
+    if not written: return
     names = [c.lower() for c in written]
-    wide = any(_WIDE.match(c) for c in names)
-    _check_required(path, names, wide)
+    wide = _is_wide(path, names)
     cols = [written[names.index(c)] for c in _wanted_columns(names, correlations)]
-    try:
-        reader = pcsv.open_csv(pa.input_stream(str(path), compression='gzip' if gz else None),
-            read_options=pcsv.ReadOptions(skip_rows=n_skip, block_size=block_mb << 20),
-            convert_options=pcsv.ConvertOptions(include_columns=cols, column_types={c: pa.string() for c in cols},
-                                                strings_can_be_null=True, null_values=_NULLS))
-    except (pa.ArrowInvalid, OSError, EOFError) as e:
-        if 'Empty CSV file' in str(e): return
-        raise InputError(path, f'not a readable CSV table: {e}') from None
-    row0, k = 0, {}
-    while True:
-        try: batch = reader.read_next_batch()
-        except StopIteration: return
-        except (pa.ArrowInvalid, OSError, EOFError) as e: raise InputError(path, f'cannot parse the table after data row {row0}: {e}') from None
-        tb = pa.Table.from_batches([batch])
+    k = {}
+    for row0, tb in iter_text_blocks(path, cols, compression, n_skip, block_mb):
         tb = tb.rename_columns([c.lower() for c in tb.column_names])
-        xp, k = _block_to_xp(tb, path, row0, rejects, k, wide)
-        row0 += tb.num_rows
+        xp, k = _block_to_xp(tb, path, row0, rejects, k, wide, correlations)
         yield xp
 
 # %% ../nbs/01_xp.ipynb #3b2a71a1
-_FITS_DTYPE = {'D': '>f8', 'E': '>f4', 'J': '>i4', 'K': '>i8', 'I': '>i2', 'B': 'u1'}
-
-def _fits_vla(raw:bytes, hdu, name:str)->tuple[np.ndarray, np.ndarray]:
-    "Flat values and per-row lengths of variable-length array column `name`."
-    col = hdu.columns[name]
-    info, h = hdu.fileinfo(), hdu.header
-    table = np.frombuffer(raw, dtype=hdu.data.dtype, count=h['NAXIS2'], offset=info['datLoc'])
-    desc = table[col.name].astype(np.int64)                 # (n, 2): count, byte offset into the heap
-    heap0 = info['datLoc'] + h.get('THEAP', h['NAXIS1']*h['NAXIS2'])
-    item = np.dtype(_FITS_DTYPE[col.format.p_format])
-    heap = np.frombuffer(raw, dtype=item, count=h['PCOUNT']//item.itemsize, offset=heap0)
-    counts, starts = desc[:, 0], desc[:, 1]//item.itemsize
-    idx = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts) + np.arange(counts.sum())
-    return heap[idx].astype(np.float64), np.where(counts > 0, counts, -1)
-
 def _fits_column(raw, hdu, name):
     "A column as a 1-D or 2-D float array (TNULL → NaN), or (values, lengths) for variable-length arrays."
-    col = hdu.columns[name]
-    if getattr(col.format, 'p_format', None): return _fits_vla(raw, hdu, name)
-    x = np.asarray(hdu.data[name])
-    if name.lower() == 'source_id': return x.astype(np.int64)
-    if x.dtype.kind in 'iu' and col.null is not None: return np.where(x == col.null, np.nan, x.astype(np.float64))
-    return x.astype(np.float64)
+    if is_vla(hdu, name): return fits_vla(raw, hdu, name)
+    values, missing = fits_column(hdu, name)
+    if name.lower() == 'source_id': return values.astype(np.int64)
+    return np.where(missing, np.nan, values.astype(np.float64))
 
-# %% ../nbs/01_xp.ipynb #131d7fbb
-@contextlib.contextmanager
-def _fits_table(path):
-    "(raw bytes, first binary-table HDU) of a FITS file; an `InputError` names the file if there is none."
-    from astropy.io import fits
-    raw = Path(path).read_bytes()
-    try: hdul = fits.open(io.BytesIO(raw), memmap=False)
-    except Exception as e: raise InputError(path, f'not a readable FITS file: {e}') from None
-    with hdul:
-        hdu = next((h for h in hdul if isinstance(h, fits.BinTableHDU)), None)
-        if hdu is None: raise InputError(path, 'the FITS file has no binary table')
-        yield raw, hdu
-
-def _read_fits(path, rejects, correlations:bool):
-    with _fits_table(path) as (raw, hdu):
+def _read_fits(path, compression, rejects, correlations:bool):
+    with fits_table(path, compression) as hdu:
         lower = {c.lower(): c for c in hdu.columns.names}
-        names = list(lower)
-        wide = any(_WIDE.match(c) for c in names)
-        _check_required(path, names, wide)
+        raw = fits_bytes(path, compression) if any(is_vla(hdu, c) for c in lower.values()) else None
         get = lambda c: _fits_column(raw, hdu, lower[c])
-        bands = {}
-        for b in BANDS:
-            d = _wide_band(path, names, b, get) if wide else {}
-            for f in ('coefficients', 'coefficient_errors') + (('coefficient_correlations',) if correlations else ()):
-                if not wide and f'{b}_{f}' in lower: d[f] = get(f'{b}_{f}')
-            for f in ('standard_deviation', 'n_relevant_bases', 'n_parameters'):
-                if f'{b}_{f}' in lower: d[f] = get(f'{b}_{f}')
-            bands[b] = d
+        bands = _band_columns(path, list(lower), _is_wide(path, list(lower)), get, get, correlations)
         return assemble_xp(path, np.asarray(get('source_id'), np.int64), bands, rejects)[0]
 
 # %% ../nbs/01_xp.ipynb #f4de8ec0
@@ -393,22 +306,10 @@ def _votable_ragged(col)->tuple[np.ndarray, np.ndarray]:
     return np.asarray(vals), lens
 
 def _read_votable(path, rejects, correlations:bool):
-    from astropy.io.votable import parse_single_table
-    try: t = parse_single_table(str(path)).to_table()
-    except Exception as e: raise InputError(path, f'not a readable VOTable: {e}') from None
+    t = votable(path).to_table()
     t.rename_columns(t.colnames, [c.lower() for c in t.colnames])
-    names = t.colnames
-    wide = any(_WIDE.match(c) for c in names)
-    _check_required(path, names, wide)
-    num = lambda c: np.ma.filled(t[c].astype(np.float64), np.nan)
-    bands = {}
-    for b in BANDS:
-        d = _wide_band(path, names, b, num) if wide else {}
-        for f in ('coefficients', 'coefficient_errors') + (('coefficient_correlations',) if correlations else ()):
-            if not wide and f'{b}_{f}' in names: d[f] = _votable_ragged(t[f'{b}_{f}'])
-        for f in ('standard_deviation', 'n_relevant_bases', 'n_parameters'):
-            if f'{b}_{f}' in names: d[f] = num(f'{b}_{f}')
-        bands[b] = d
+    number = lambda c: np.ma.filled(t[c].astype(np.float64), np.nan)
+    bands = _band_columns(path, t.colnames, _is_wide(path, t.colnames), lambda c: _votable_ragged(t[c]), number, correlations)
     return assemble_xp(path, np.asarray(t['source_id'], np.int64), bands, rejects)[0]
 
 # %% ../nbs/01_xp.ipynb #68dff49e
@@ -435,12 +336,10 @@ def iter_xp_continuous(path, # any archive XP_CONTINUOUS file: CSV, ECSV, .csv.g
                        block_mb:int=64,           # text files: megabytes of text per block read
                       ):
     "Yield the stars of `path` as `XPContinuous` parts."
-    kind = xp_file_format(path)
-    if kind == 'empty':
-        if Path(path).suffix.lower() == '.gz': return
-        raise InputError(path, 'empty file')
-    if kind in ('csv', 'ecsv'): blocks = _iter_text(path, rejects, correlations, block_mb)
-    elif kind == 'fits': blocks = iter([_read_fits(path, rejects, correlations)])
+    kind, compression = _xp_format(path)
+    if kind == 'empty': return
+    if kind in ('csv', 'ecsv'): blocks = _iter_text(path, compression, rejects, correlations, block_mb)
+    elif kind == 'fits': blocks = iter([_read_fits(path, compression, rejects, correlations)])
     else: blocks = iter([_read_votable(path, rejects, correlations)])
     yield from (blocks if chunk_rows is None else _rechunk(blocks, chunk_rows))
 
@@ -482,6 +381,20 @@ def g_flux_usable(g_flux)->np.ndarray:
     g = np.asarray(g_flux, dtype=np.float64)
     with np.errstate(invalid='ignore'): return np.isfinite(g) & (g > 0)
 
+def normalise_by_g_flux(values:np.ndarray, # (n, m) XP values: coefficients or sampled fluxes
+                        errors:np.ndarray, # (n, m) their errors
+                        g_flux,            # (n,) G-band flux in e-/s
+                       )->tuple[np.ndarray, np.ndarray]:
+    "float32 values and errors divided by each star's G flux; NaN rows where the flux is not usable."
+    g = np.asarray(g_flux, dtype=np.float64)
+    if g.shape != (len(values),): raise ValueError(f'g_flux has shape {g.shape}, expected ({len(values)},)')
+    ok = g_flux_usable(g)
+    scale = np.where(ok, 1/np.where(ok, g, 1.0), np.nan)[:, None]
+    # NOTE[DIFF]: upstream divided the coefficients by the G flux but not their errors, so the
+    # errors were on another scale than the values; here both are divided by the same flux.
+    return (values*scale).astype(np.float32), (errors*scale).astype(np.float32)
+
+# %% ../nbs/01_xp.ipynb #a06de38f
 def xp_block(xp:XPContinuous,  # continuous spectra of n stars
              g_flux=None,      # (n,) G-band flux in e-/s; None: no normalisation
              rejects:Rejects|None=None, # if given, counts the stars whose block could not be normalised
@@ -491,14 +404,8 @@ def xp_block(xp:XPContinuous,  # continuous spectra of n stars
     values = np.concatenate([xp.bp_coefficients, xp.rp_coefficients], 1)
     errors = np.concatenate([xp.bp_coefficient_errors, xp.rp_coefficient_errors], 1)
     if g_flux is not None:
-        g = np.asarray(g_flux, dtype=np.float64)
-        if g.shape != (len(xp),): raise ValueError(f'g_flux has shape {g.shape}, expected ({len(xp)},)')
-        ok = g_flux_usable(g)
-        scale = np.where(ok, 1/np.where(ok, g, 1.0), np.nan)[:, None]
-        # NOTE[DIFF]: upstream divided the coefficients by the G flux but not their errors, so the
-        # errors were on another scale than the values; here both are divided by the same flux.
-        values, errors = values*scale, errors*scale
-        if rejects is not None: rejects.add(xp.source_id[~ok], file, 'G flux not finite and positive: XP block left empty')
+        values, errors = normalise_by_g_flux(values, errors, g_flux)
+        if rejects is not None: rejects.add(xp.source_id[~g_flux_usable(g_flux)], file, 'G flux not finite and positive: XP block left empty')
     return values.astype(np.float32), errors.astype(np.float32), xp_coefficient_names(xp.n_bp, xp.n_rp)
 
 # %% ../nbs/01_xp.ipynb #78e2331e
@@ -554,37 +461,33 @@ def _wide_matrix(file, col, name)->np.ndarray:
     return ragged_to_matrix(vals, lens, k)
 
 # %% ../nbs/01_xp.ipynb #fb7fb351
-def _sampled_text(path):
-    gz = Path(path).suffix.lower() == '.gz'
-    n_skip, names = _text_header(path, gz)
+def _sampled_text(path, compression):
+    n_skip, names = text_header(path, compression)
     meta_id = None
     if n_skip:
-        with (gzip.open(path, 'rt') if gz else open(path)) as f: head = ''.join(next(f) for _ in range(n_skip))
+        with open_text(path, compression) as f: head = ''.join(next(f) for _ in range(n_skip))
         m = re.search(r'^#\s+source_id:\s*(\d+)', head, re.M)
         meta_id = m and m.group(1)
-    tb = pcsv.read_csv(pa.input_stream(str(path), compression='gzip' if gz else None),
-                       read_options=pcsv.ReadOptions(skip_rows=n_skip),
-                       convert_options=pcsv.ConvertOptions(column_types={c: pa.string() for c in ('flux', 'flux_error')}, strings_can_be_null=True, null_values=_NULLS))
+    tb = read_csv_columns(path, None, compression, n_skip, text=('flux', 'flux_error'))
     tb = tb.rename_columns([c.lower() for c in tb.column_names])
     cols = {c: tb[c] for c in tb.column_names}
     for c in ('flux', 'flux_error'):   # long form: numbers; wide form: arrays as text
         if c in cols and not pc.any(pc.is_in(pc.utf8_slice_codeunits(pc.fill_null(cols[c], ''), 0, 1), pa.array(['(', '[']))).as_py():
-            cols[c] = _cast_numbers(_as_string_array(cols[c]), pa.float64(), path, c).to_numpy(zero_copy_only=False)
-        elif c in cols: cols[c] = _as_string_array(cols[c])
+            cols[c] = parse_numbers(cols[c], path, c)
+        elif c in cols: cols[c] = text_array(cols[c])
     for c in ('source_id', 'wavelength'):
         if c in cols: cols[c] = cols[c].to_numpy()
     return cols, meta_id
 
 # %% ../nbs/01_xp.ipynb #105e451b
-def _sampled_fits(path):
-    with _fits_table(path) as (raw, hdu):
+def _sampled_fits(path, compression):
+    with fits_table(path, compression) as hdu:
+        raw = fits_bytes(path, compression) if any(is_vla(hdu, c) for c in hdu.columns.names) else None
         cols = {c.lower(): _fits_column(raw, hdu, c) for c in hdu.columns.names}
         return cols, hdu.header.get('SOURCEID')
 
-def _sampled_votable(path):
-    from astropy.io.votable import parse_single_table
-    try: vt = parse_single_table(str(path))
-    except Exception as e: raise InputError(path, f'not a readable VOTable: {e}') from None
+def _sampled_votable(path, compression):
+    vt = votable(path)
     t = vt.to_table()
     cols = {c.lower(): (_votable_ragged(t[c]) if t[c].dtype == object or t[c].ndim > 1 else np.ma.filled(t[c], np.nan)) for c in t.colnames}
     meta_id = next((p.value for p in vt.params if p.name.lower() == 'source_id'), None)
@@ -595,9 +498,9 @@ def read_xp_sampled(path, # an archive XP_SAMPLED file (CSV long form, ECSV, FIT
                     wavelength=None,           # wavelengths (nm) of a wide table's pixels; default: the archive's 343
                    )->XPSampled:
     "Sampled XP spectra of all stars in `path`."
-    kind = xp_file_format(path)
+    kind, compression = _xp_format(path)
     if kind == 'empty': raise InputError(path, 'empty file')
-    cols, meta_id = {'csv': _sampled_text, 'ecsv': _sampled_text, 'fits': _sampled_fits, 'votable': _sampled_votable}[kind](path)
+    cols, meta_id = {'csv': _sampled_text, 'ecsv': _sampled_text, 'fits': _sampled_fits, 'votable': _sampled_votable}[kind](path, compression)
     sp = _sampled_from_columns(path, cols, meta_id, wavelength)
     bad = ~np.isfinite(sp.flux).any(1)
     if bad.any():
