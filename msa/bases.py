@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['BP_RANGE_NM', 'RP_RANGE_NM', 'XP_BANDS', 'CALIBRATIONS', 'gaiaxpy_call', 'gaiaxpy_module', 'merge_weights',
            'design_matrix', 'band_weights', 'band_flux', 'band_flux_error', 'merge_bands', 'coefficients_to_flux',
-           'coefficients_to_sampled', 'sampled_to_coefficients']
+           'coefficients_to_sampled', 'sampled_to_coefficients', 'gaia_passbands', 'gaia_magnitudes',
+           'synthetic_g_flux']
 
 # %% ../nbs/02_bases.ipynb #a941838d
 import contextlib
@@ -275,3 +276,28 @@ def sampled_to_coefficients(flux, # (n, pixels) sampled flux, W m⁻² nm⁻¹
             out.append(flux @ _shared_projection(band, wl, n_bases, w, rcond, band_prior).T)
         else: out.append(_per_star_projection(flux, np.atleast_2d(err) ** -2., band, wl, n_bases, ridge, band_prior))
     return tuple(out)
+
+# %% ../nbs/02_bases.ipynb #07105dbc
+@functools.lru_cache(maxsize=1)
+def gaia_passbands():
+    "GaiaDr3Vega G/BP/RP: per-band (k, 3) coefficient passbands, (3,) merge weights, (3,) zero points."
+    config = gaiaxpy_module('gaiaxpy.core.config')
+    systems = gaiaxpy_module('gaiaxpy.generator.photometric_system').PhotometricSystem
+    bands = gaiaxpy_call(config.load_xpsampling_from_xml, system='GaiaDr3Vega')
+    _, merge = gaiaxpy_call(config.load_xpmerge_from_xml, system='GaiaDr3Vega')
+    return bands, merge, np.asarray(systems.Gaia_DR3_Vega.get_zero_points(), dtype=float)
+
+def gaia_magnitudes(bp, rp, # (n, k_bp), (n, k_rp) BP and RP coefficients (k ≤ 55: the first k bases)
+                   )->np.ndarray:
+    "Synthetic Gaia DR3 G, BP, RP (Vega) magnitudes, (n, 3), from XP coefficients (NaN where a band is missing)."
+    bands, merge, zp = gaia_passbands()
+    bp, rp = np.asarray(bp, np.float64), np.asarray(rp, np.float64)
+    flux = merge['bp'] * (bp @ bands['bp'][:bp.shape[1]]) + merge['rp'] * (rp @ bands['rp'][:rp.shape[1]])
+    with np.errstate(invalid='ignore', divide='ignore'): return -2.5 * np.log10(flux) + zp
+
+def synthetic_g_flux(xp, # `msa.xp.XPContinuous`
+                    )->np.ndarray:
+    "(n,) G-band flux in e⁻/s synthesised from each star's own XP coefficients (NaN for a star without both bands)."
+    from msa.core import GAIA_ZERO_POINTS
+    g = gaia_magnitudes(xp.bp_coefficients, xp.rp_coefficients)[:, 0]
+    return 10 ** (-0.4 * (g - GAIA_ZERO_POINTS['g']))

@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['G_SUN_LOGG', 'TEFF_SUN', 'IR_BANDS', 'PHOT_NOISE', 'XP_NOISE', 'REAL_COEFFICIENT_PROFILE', 'PROJECTION_TOLERANCE',
            'LABEL_NOISE', 'XP_SCALAR_COLUMNS', 'draw_ages_metallicities', 'draw_dwarfs', 'draw_giants',
-           'draw_positions', 'planck', 'absorption_optical_depth', 'ccm_extinction', 'mock_sed', 'gaia_magnitudes',
-           'infrared_magnitudes', 'magnitude_error', 'xp_coefficient_errors', 'mock_source_ids', 'MockCatalogue',
-           'draw_population', 'coefficient_prior', 'true_xp_coefficients', 'noisy_xp', 'mock_photometry', 'mock_labels',
+           'draw_positions', 'planck', 'absorption_optical_depth', 'ccm_extinction', 'mock_sed', 'infrared_magnitudes',
+           'magnitude_error', 'xp_coefficient_errors', 'mock_source_ids', 'MockCatalogue', 'draw_population',
+           'coefficient_prior', 'true_xp_coefficients', 'noisy_xp', 'mock_photometry', 'mock_labels',
            'make_mock_catalogue', 'format_arrays', 'xp_continuous_table', 'write_xp_continuous', 'write_mock_files',
            'mock']
 
@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from .core import GAIA_ZERO_POINTS, XP_SAMPLED_WAVELENGTHS, LABEL_UNITS
-from .bases import sampled_to_coefficients, coefficients_to_flux, gaiaxpy_call, gaiaxpy_module
+from .bases import sampled_to_coefficients, gaia_magnitudes
 from .xp import XPContinuous, xp_take
 from fastcore.script import Param
 
@@ -128,23 +128,6 @@ def mock_sed(truth:dict, # teff, logg, fe_h, alpha_fe, radius (R☉), distance (
     if features: surface *= np.exp(-absorption_optical_depth(wavelengths, t['teff'], t['logg'], t['fe_h'], t['alpha_fe']))
     dilution = (np.asarray(t['radius']) * _R_SUN_M / (np.asarray(t['distance']) * _PC_M)) ** 2
     return surface * dilution[:, None] * 10 ** (-0.4 * np.asarray(t['ebv'])[:, None] * ccm_extinction(wavelengths))
-
-# %% ../nbs/04_mock.ipynb #07105dbc
-@functools.lru_cache(maxsize=1)
-def _gaia_passbands():
-    "GaiaDr3Vega G/BP/RP: per-band (k, 3) coefficient passbands, (3,) merge weights, (3,) zero points."
-    config = gaiaxpy_module('gaiaxpy.core.config')
-    systems = gaiaxpy_module('gaiaxpy.generator.photometric_system').PhotometricSystem
-    bands = gaiaxpy_call(config.load_xpsampling_from_xml, system='GaiaDr3Vega')
-    _, merge = gaiaxpy_call(config.load_xpmerge_from_xml, system='GaiaDr3Vega')
-    return bands, merge, np.asarray(systems.Gaia_DR3_Vega.get_zero_points(), dtype=float)
-
-def gaia_magnitudes(bp, rp, # (n, 55) true BP and RP coefficients
-                   )->np.ndarray:
-    "Synthetic Gaia DR3 G, BP, RP (Vega) magnitudes, (n, 3), from XP coefficients."
-    bands, merge, zp = _gaia_passbands()
-    flux = merge['bp'] * (bp @ bands['bp']) + merge['rp'] * (rp @ bands['rp'])
-    with np.errstate(invalid='ignore', divide='ignore'): return -2.5 * np.log10(flux) + zp
 
 # %% ../nbs/04_mock.ipynb #91919cf7
 IR_BANDS = {  # effective wavelength (nm), Vega F_λ zero point (W m⁻² nm⁻¹)

@@ -6,7 +6,7 @@
 __all__ = ['INPUT_FLAGS', 'Predictor', 'load_predictor', 'output_layout', 'column_map', 'map_columns', 'describe_mapping',
            'xp_band_masks', 'input_flags', 'hidden_columns', 'scaled_inputs', 'physical_quantiles', 'predict_rows',
            'parse_shard', 'shard_rows', 'PredictReport', 'model_files', 'catalogue_meta', 'predict_store',
-           'predict_files', 'predict']
+           'input_config', 'predict_files', 'predict']
 
 # %% ../nbs/11_predict.ipynb #6a4a66af
 import concurrent.futures
@@ -25,7 +25,7 @@ from fastcore.meta import delegates
 from fastcore.script import Param
 
 import msa
-from .core import ColumnSchema, InputError, LABEL_NAMES, LABEL_UNITS, default_device, file_sha256, quantile_name
+from .core import ColumnSchema, DataConfig, InputError, LABEL_NAMES, LABEL_UNITS, default_device, file_sha256, quantile_name
 from .runs import RunInfo, build_model, ensemble_members, load_run
 from .store import Store, is_store, open_store
 from .writers import OutputColumn, catalogue_writer
@@ -229,10 +229,14 @@ class PredictReport:
     rows: slice         # rows of the input store
     elapsed: float      # seconds
     mapping: str|None = None  # how the store's columns were matched to the model's (None: identical)
+    n_without_photometry: int = 0  # stars predicted without any photometric band, by a model that was trained with them
     def __repr__(self):
         rate = self.n_rows / max(self.elapsed, 1e-9)
+        nophot = (f'\n  warning: {self.n_without_photometry:,} stars had no photometry; this model was trained with it, and '
+                  'predicts far worse from the XP spectrum alone (give a gaia_source table with --photometry)'
+                  if self.n_without_photometry else '')
         return (f'{self.path}: {self.n_rows:,} stars (input rows {self.rows.start}–{self.rows.stop - 1}) in {self.elapsed:.1f} s '
-                f'({rate:,.0f} stars/s)' + (f'\n  note: {self.mapping}' if self.mapping else ''))
+                f'({rate:,.0f} stars/s)' + (f'\n  note: {self.mapping}' if self.mapping else '') + nophot)
 
 def model_files(predictor:Predictor)->list[Path]:
     "The weight files of a predictor: its `model.pth`, and each member's for an ensemble."
@@ -288,16 +292,28 @@ def predict_store(predictor, # a `Predictor` or a run directory
     layout = output_layout(predictor, embeddings)
     meta = catalogue_meta(predictor, inputs or st.path, no_xp, sel, shard, xp_only)
     writer = catalogue_writer(out, layout, meta, sel.stop - sel.start)
+    uses_phot = bool((~predictor.model_hidden & predictor.schema.group_mask('photometry')).any()) and not xp_only
+    n_nophot = 0
     try:
         with tqdm(total=sel.stop - sel.start, unit='star', unit_scale=True, desc='predict', disable=not progress) as bar:
             for ids, values in _batches(st, sel, batch_size):
-                writer.write(predict_rows(predictor, ids, map_columns(values, index), no_xp, embeddings, xp_only))
-                bar.update(len(ids))
+                rows = predict_rows(predictor, ids, map_columns(values, index), no_xp, embeddings, xp_only)
+                writer.write(rows); bar.update(len(ids))
+                n_nophot += int((rows['n_phot'] == 0).sum()) if uses_phot else 0
         writer.close()
     except BaseException: writer.abort(); raise
-    return PredictReport(Path(out), sel.stop - sel.start, sel, time.time() - t0, mapping)
+    return PredictReport(Path(out), sel.stop - sel.start, sel, time.time() - t0, mapping, n_nophot)
 
 # %% ../nbs/11_predict.ipynb #44217e4d
+def input_config(predictor:Predictor)->DataConfig:
+    "The data section that builds a store of the model's own columns from archive files: its XP representation and grid, its bands."
+    s, d = predictor.schema, predictor.config.data
+    if s.xp_kind == 'sampled':   # coefficient files are then converted at the door (`msa.store`)
+        wl = np.array([float(c[5:]) for c in s.xp])
+        d = dataclasses.replace(d, xp='sampled', sampled_step=int(round((wl[1] - wl[0]) / 2)) if len(wl) > 1 else 1)
+    elif s.xp_kind == 'coefficients': d = dataclasses.replace(d, xp='coefficients')
+    return dataclasses.replace(d, photometry=s.photometry, astrometry=s.astrometry, input_only=s.input_only)
+
 @delegates(predict_store, but=['predictor', 'store', 'out', 'shard', 'progress', 'rows'])
 def predict_files(predictor, # a `Predictor` or a run directory
                   files,     # Gaia archive XP files (XP_CONTINUOUS or XP_SAMPLED, as the model was trained)
@@ -315,9 +331,10 @@ def predict_files(predictor, # a `Predictor` or a run directory
     if shard is not None:
         i, n = parse_shard(shard); files = files[len(files) * i // n: len(files) * (i + 1) // n]
         if not files: raise ValueError(f'shard {shard} has no input files (there are fewer files than shards)')
-    data = dataclasses.replace(predictor.config.data, labels=(), val_fraction=0.0)
+    data = dataclasses.replace(input_config(predictor), labels=(), val_fraction=0.0)
     with tempfile.TemporaryDirectory(dir=workdir, prefix='msa-predict-') as d:
         build_store(files, Path(d)/'input.h5', photometry=photometry or (), config=data, progress=progress, resume=False)
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(Path(d)/'input.h5.rejects.csv', f'{out}.rejects.csv')
         return predict_store(predictor, Path(d)/'input.h5', out, progress=progress, inputs=files + list(photometry or ()), **kwargs)
 

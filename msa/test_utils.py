@@ -97,13 +97,15 @@ def tiny_config(labels=('teff', 'logg', 'fe_h', 'parallax'), # labels to fine-tu
 def mock_runs(out, # folder for the mock files, the store and the two runs
               n:int=1500, # mock stars
               labels=('teff', 'logg', 'fe_h', 'parallax'), # labels of the store and the fine-tuned run
+              xp:str='coefficients', # the store's XP representation; 'sampled' converts the mock's coefficient files
+              sampled_step:int=4,    # with xp='sampled': every n-th pixel of the archive grid
              )->dict:
     "A mock store and two tiny trained runs: {'store', 'config', 'catalogue', 'files', 'pre', 'ft'}."
     out = Path(out); cfg = tiny_config(labels)
     cat = make_mock_catalogue(n, seed=0, label_fraction=1.0)
     files = write_mock_files(cat, out/'mock', chunk_rows=500)
     build_store(files['xp'], out/'mock.h5', labels=files['labels'], photometry=[files['photometry']],
-                config=DataConfig(labels=tuple(labels)), progress=False)
+                config=DataConfig(labels=tuple(labels), xp=xp, sampled_step=sampled_step), progress=False)
     fit_run(pretrain_learner(out/'mock.h5', out/'pre', cfg), progress=False)
     fit_run(finetune_learner(out/'mock.h5', out/'ft', pretrained=out/'pre', config=cfg), progress=False)
     return {'store': out/'mock.h5', 'config': cfg, 'catalogue': cat, 'files': files, 'pre': out/'pre', 'ft': out/'ft'}

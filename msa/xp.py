@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['BANDS', 'XPContinuous', 'xp_take', 'xp_concat', 'parse_text_arrays', 'ragged_to_matrix', 'assemble_xp',
            'iter_xp_continuous', 'read_xp_continuous', 'correlation_matrix', 'g_flux_usable', 'normalise_by_g_flux',
-           'xp_block', 'XPSampled', 'read_xp_sampled', 'read_many']
+           'xp_block', 'XPSampled', 'read_xp_sampled', 'read_many', 'xp_file_kind']
 
 # %% ../nbs/01_xp.ipynb #5ef5b7c7
 import concurrent.futures
@@ -529,3 +529,14 @@ def read_many(paths:list,              # XP_CONTINUOUS files, any formats
         for _, r in results: rejects.extend(r)
     parts = [x for x, _ in results if len(x)]
     return xp_concat(parts) if parts else _empty_xp()
+
+# %% ../nbs/01_xp.ipynb #e7f8a9b1
+def xp_file_kind(path, # an archive XP file in any format the readers take
+                )->str:
+    "'continuous' (XP coefficients, one array or one column per coefficient) or 'sampled' (flux on a wavelength grid)."
+    from msa.tables import ArchiveTable
+    t = ArchiveTable(path)
+    if t.find('bp_coefficients', 'rp_coefficients') or any(_WIDE.match(n.lower()) for n in t.names): return 'continuous'
+    if t.find('flux'): return 'sampled'
+    raise InputError(path, "neither XP coefficients ('bp_coefficients', 'rp_coefficients', 'bp_coeff_0' …) nor a sampled 'flux' column; "
+                           f'columns are {t.names[:6]}')

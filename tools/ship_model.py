@@ -1,0 +1,38 @@
+"""Package a trained `msa demo` run as the model that ships with msa (`msa predict --model apogee-dr17`).
+
+    msa demo --out runs/demo                  # the recipe on the APOGEE DR17 XP library (about 7 minutes on 2 cores)
+    python tools/ship_model.py runs/demo      # copy its fine-tuned ensemble and held-out report into msa/models/
+
+Copies, for each fine-tuned member `runs/demo/finetune/seed_*`, the three run files (`model.pth`,
+`config.yaml`, `model.json`; not the checkpoints) into `msa/models/<name>/seed_*`, with the paths in
+`model.json` reduced to file names, and the held-out report (`report.md`, `metrics.json` and its
+figures) beside them. Regenerate it whenever the recipe changes; `nbs/14_demo.ipynb`
+checks that the shipped model loads and reproduces its reported held-out accuracy.
+"""
+import argparse, json, shutil, sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('demo', help='output folder of `msa demo` (holds finetune/seed_*, report/)')
+    ap.add_argument('--name', default='apogee-dr17', help='name of the shipped model (default: apogee-dr17)')
+    a = ap.parse_args()
+    demo, dest = Path(a.demo), ROOT/'msa'/'models'/a.name
+    members = sorted((demo/'finetune').glob('seed_*/model.json'))
+    if not members: sys.exit(f'{demo}/finetune holds no fine-tuned run (seed_*/model.json): run `msa demo --out {demo}` first')
+    if not (demo/'report'/'metrics.json').exists(): sys.exit(f'{demo}/report/metrics.json does not exist: the demo did not finish')
+    shutil.rmtree(dest, ignore_errors=True)
+    for meta_file in members:
+        src, out = meta_file.parent, dest/meta_file.parent.name
+        out.mkdir(parents=True)
+        for f in ('model.pth', 'config.yaml'): shutil.copy(src/f, out/f)
+        meta = json.loads(meta_file.read_text())
+        meta.update(store=meta['store'] and Path(meta['store']).name, pretrained=meta['pretrained'] and Path(meta['pretrained']).name)
+        (out/'model.json').write_text(json.dumps(meta, indent=1))
+    for f in ['report.md', 'metrics.json'] + sorted(p.name for p in (demo/'report').glob('*.png')): shutil.copy(demo/'report'/f, dest/f)
+    size = sum(p.stat().st_size for p in dest.rglob('*') if p.is_file())
+    print(f'{dest.relative_to(ROOT)}: {len(members)} members and the held-out report, {size / 2**20:.1f} MiB')
+
+if __name__ == '__main__': main()
