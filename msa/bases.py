@@ -6,7 +6,7 @@
 __all__ = ['BP_RANGE_NM', 'RP_RANGE_NM', 'XP_BANDS', 'CALIBRATIONS', 'gaiaxpy_call', 'gaiaxpy_module', 'merge_weights',
            'design_matrix', 'band_weights', 'band_flux', 'band_flux_error', 'merge_bands', 'coefficients_to_flux',
            'coefficients_to_sampled', 'sampled_to_coefficients', 'gaia_passbands', 'gaia_magnitudes',
-           'synthetic_g_flux']
+           'sampled_g_weights', 'synthetic_g_flux']
 
 # %% ../nbs/02_bases.ipynb #a941838d
 import contextlib
@@ -295,9 +295,24 @@ def gaia_magnitudes(bp, rp, # (n, k_bp), (n, k_rp) BP and RP coefficients (k ≤
     flux = merge['bp'] * (bp @ bands['bp'][:bp.shape[1]]) + merge['rp'] * (rp @ bands['rp'][:rp.shape[1]])
     with np.errstate(invalid='ignore', divide='ignore'): return -2.5 * np.log10(flux) + zp
 
-def synthetic_g_flux(xp, # `msa.xp.XPContinuous`
+@functools.lru_cache(maxsize=4)
+def sampled_g_weights(wavelengths:tuple, # the spectrum's grid in nm
+                     )->np.ndarray:
+    "(pixels,) weights w with `flux @ w` the synthetic G passband flux of any merged BP+RP spectrum on this grid."
+    bands, merge, _ = gaia_passbands()
+    wl, rows, target = np.asarray(wavelengths, float), [], []
+    for b in XP_BANDS:   # w must give every basis function of each band, as merged, its weight in the G passband
+        a = design_matrix(b, wl)
+        rows.append((merge_weights(b, wl)[:, None] * a).T); target.append(merge[b][0] * bands[b][:a.shape[1], 0])
+    return np.linalg.lstsq(np.concatenate(rows), np.concatenate(target), rcond=None)[0]
+
+def synthetic_g_flux(xp, # `msa.xp.XPContinuous` (coefficients) or `msa.xp.XPSampled` (a merged spectrum)
                     )->np.ndarray:
-    "(n,) G-band flux in e⁻/s synthesised from each star's own XP coefficients (NaN for a star without both bands)."
+    "(n,) G-band flux in e⁻/s synthesised from each star's own XP spectrum (NaN for a star without both bands)."
     from msa.core import GAIA_ZERO_POINTS
-    g = gaia_magnitudes(xp.bp_coefficients, xp.rp_coefficients)[:, 0]
+    if hasattr(xp, 'flux'):
+        _, _, zp = gaia_passbands()
+        with np.errstate(invalid='ignore', divide='ignore'):
+            g = -2.5 * np.log10(np.asarray(xp.flux, np.float64) @ sampled_g_weights(tuple(np.asarray(xp.wavelength, float)))) + zp[0]
+    else: g = gaia_magnitudes(xp.bp_coefficients, xp.rp_coefficients)[:, 0]
     return 10 ** (-0.4 * (g - GAIA_ZERO_POINTS['g']))
