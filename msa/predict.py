@@ -230,13 +230,14 @@ class PredictReport:
     elapsed: float      # seconds
     mapping: str|None = None  # how the store's columns were matched to the model's (None: identical)
     n_without_photometry: int = 0  # stars predicted without any photometric band, by a model that was trained with them
+    n_without_xp: int = 0          # stars predicted without an XP spectrum, by a model that was trained with one
     def __repr__(self):
         rate = self.n_rows / max(self.elapsed, 1e-9)
-        nophot = (f'\n  warning: {self.n_without_photometry:,} stars had no photometry; this model was trained with it, and '
-                  'predicts far worse from the XP spectrum alone (give a gaia_source table with --photometry)'
-                  if self.n_without_photometry else '')
+        warn = lambda n, what, other: (f'\n  warning: {n:,} stars had no {what}; this model was trained with it and predicts '
+                                       f'far worse from {other} alone (see its report; flags in the catalogue)') if n else ''
         return (f'{self.path}: {self.n_rows:,} stars (input rows {self.rows.start}–{self.rows.stop - 1}) in {self.elapsed:.1f} s '
-                f'({rate:,.0f} stars/s)' + (f'\n  note: {self.mapping}' if self.mapping else '') + nophot)
+                f'({rate:,.0f} stars/s)' + (f'\n  note: {self.mapping}' if self.mapping else '')
+                + warn(self.n_without_photometry, 'photometry', 'the XP spectrum') + warn(self.n_without_xp, 'XP spectrum', 'photometry'))
 
 def model_files(predictor:Predictor)->list[Path]:
     "The weight files of a predictor: its `model.pth`, and each member's for an ensemble."
@@ -292,17 +293,19 @@ def predict_store(predictor, # a `Predictor` or a run directory
     layout = output_layout(predictor, embeddings)
     meta = catalogue_meta(predictor, inputs or st.path, no_xp, sel, shard, xp_only)
     writer = catalogue_writer(out, layout, meta, sel.stop - sel.start)
-    uses_phot = bool((~predictor.model_hidden & predictor.schema.group_mask('photometry')).any()) and not xp_only
-    n_nophot = 0
+    uses = lambda group: bool((~predictor.model_hidden & predictor.schema.group_mask(group)).any())
+    uses_phot, uses_xp = uses('photometry') and not xp_only, uses('xp') and not no_xp
+    n_nophot = n_noxp = 0
     try:
         with tqdm(total=sel.stop - sel.start, unit='star', unit_scale=True, desc='predict', disable=not progress) as bar:
             for ids, values in _batches(st, sel, batch_size):
                 rows = predict_rows(predictor, ids, map_columns(values, index), no_xp, embeddings, xp_only)
                 writer.write(rows); bar.update(len(ids))
                 n_nophot += int((rows['n_phot'] == 0).sum()) if uses_phot else 0
+                n_noxp += int((~rows['has_xp']).sum()) if uses_xp else 0
         writer.close()
     except BaseException: writer.abort(); raise
-    return PredictReport(Path(out), sel.stop - sel.start, sel, time.time() - t0, mapping, n_nophot)
+    return PredictReport(Path(out), sel.stop - sel.start, sel, time.time() - t0, mapping, n_nophot, n_noxp)
 
 # %% ../nbs/11_predict.ipynb #44217e4d
 def input_config(predictor:Predictor)->DataConfig:
@@ -331,7 +334,8 @@ def predict_files(predictor, # a `Predictor` or a run directory
     if shard is not None:
         i, n = parse_shard(shard); files = files[len(files) * i // n: len(files) * (i + 1) // n]
         if not files: raise ValueError(f'shard {shard} has no input files (there are fewer files than shards)')
-    data = dataclasses.replace(input_config(predictor), labels=(), val_fraction=0.0)
+    # the stars of the photometry tables without XP are predicted too (faint stars), once: not in every shard of the files
+    data = dataclasses.replace(input_config(predictor), labels=(), val_fraction=0.0, keep_without_xp=shard is None)
     with tempfile.TemporaryDirectory(dir=workdir, prefix='msa-predict-') as d:
         build_store(files, Path(d)/'input.h5', photometry=photometry or (), config=data, progress=progress, resume=False)
         Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -363,6 +367,9 @@ def predict(model:Param('trained run directory (or its model.pth)', str, require
         report = predict_store(p, inputs[0], out, **kw)
     elif any(Path(f).suffix.lower() in ('.h5', '.hdf5') for f in inputs):
         raise InputError(next(f for f in inputs if Path(f).suffix.lower() in ('.h5', '.hdf5')), 'not a finished msa store; give one store or archive XP files')
-    else: report = predict_files(p, inputs, out, photometry=photometry or (), **kw)
+    else:   # tables that hold no XP spectrum are photometry: their stars without XP are predicted from it
+        from msa.xp import xp_file_kind
+        tables = [f for f in inputs if xp_file_kind(f) == 'none']
+        report = predict_files(p, [f for f in inputs if f not in tables], out, photometry=[*(photometry or ()), *tables], **kw)
     if not quiet: print(report)
     return report

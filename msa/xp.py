@@ -533,10 +533,8 @@ def read_many(paths:list,              # XP_CONTINUOUS files, any formats
 # %% ../nbs/01_xp.ipynb #e7f8a9b1
 def xp_file_kind(path, # an archive XP file in any format the readers take
                 )->str:
-    "'continuous' (XP coefficients, one array or one column per coefficient) or 'sampled' (flux on a wavelength grid)."
+    "'continuous' (XP coefficients, one array or one column per coefficient), 'sampled' (flux on a wavelength grid), or 'none'."
     from msa.tables import ArchiveTable
     t = ArchiveTable(path)
     if t.find('bp_coefficients', 'rp_coefficients') or any(_WIDE.match(n.lower()) for n in t.names): return 'continuous'
-    if t.find('flux'): return 'sampled'
-    raise InputError(path, "neither XP coefficients ('bp_coefficients', 'rp_coefficients', 'bp_coeff_0' …) nor a sampled 'flux' column; "
-                           f'columns are {t.names[:6]}')
+    return 'sampled' if t.find('flux') else 'none'
