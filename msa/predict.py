@@ -368,8 +368,9 @@ def predict(model:Param('trained run directory (or its model.pth)', str, require
     elif any(Path(f).suffix.lower() in ('.h5', '.hdf5') for f in inputs):
         raise InputError(next(f for f in inputs if Path(f).suffix.lower() in ('.h5', '.hdf5')), 'not a finished msa store; give one store or archive XP files')
     else:   # tables that hold no XP spectrum are photometry: their stars without XP are predicted from it
+        from msa.store import is_empty_file
         from msa.xp import xp_file_kind
-        tables = [f for f in inputs if xp_file_kind(f) == 'none']
+        tables = [f for f in inputs if not is_empty_file(f) and xp_file_kind(f) == 'none']
         report = predict_files(p, [f for f in inputs if f not in tables], out, photometry=[*(photometry or ()), *tables], **kw)
     if not quiet: print(report)
     return report

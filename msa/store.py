@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['APOGEE_LIBRARY', 'SAMPLED_TO_COEFFICIENTS', 'WITHOUT_XP', 'unit_hash', 'split_of', 'AffineScaling', 'Scaler',
            'BottomKSample', 'SeenIds', 'StoreWriter', 'Store', 'open_store', 'is_store', 'LabelScaler', 'g_flux_of',
-           'table_block', 'StoreReport', 'build_store', 'store_build']
+           'table_block', 'is_empty_file', 'StoreReport', 'build_store', 'store_build']
 
 # %% ../nbs/05_store.ipynb #9c434cba
 import dataclasses
@@ -493,7 +493,7 @@ def _xp_blocks(path, config:DataConfig, phot, read_rejects:Rejects, rejects:Reje
     "Blocks of one archive XP file: dicts with source_id, values, errors, columns, n_read (stars the reader returned)."
     import msa.xp as mxp
     from msa.bases import coefficients_to_sampled
-    kind = 'continuous' if _is_empty_chunk(path) else mxp.xp_file_kind(path)
+    kind = 'continuous' if is_empty_file(path) else mxp.xp_file_kind(path)
     if kind == 'none': raise InputError(path, "neither XP coefficients ('bp_coefficients', 'rp_coefficients', 'bp_coeff_0' …) "
                                               "nor a sampled 'flux' column: not an XP file (a photometry table goes to --photometry)")
     if config.xp == 'coefficients':
@@ -531,7 +531,7 @@ SAMPLED_TO_COEFFICIENTS = ('this file holds sampled XP spectra, but the store (a
                            'spectrum cannot be turned back into coefficients (its 343 pixels do not determine the 110 '
                            'coefficients). Use the XP_CONTINUOUS file of the same stars, or a model trained on sampled spectra.')
 
-def _is_empty_chunk(path)->bool:
+def is_empty_file(path)->bool:
     "A 0-byte or empty-gzip bulk chunk (the archive serves some): a file of no stars."
     from msa.tables import table_format
     try: return table_format(path, allow_empty=True)[0] == 'empty'
