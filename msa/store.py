@@ -612,9 +612,8 @@ class StoreReport:
         return '\n'.join(lines)
 
 # %% ../nbs/05_store.ipynb #05b89590
-def _resolve_xp_kind(inputs, config:DataConfig)->DataConfig:
-    "The APOGEE library has only sampled spectra: switch to 'sampled' when it is the only kind of input."
-    apogee = [_is_apogee(p) for p in inputs]
+def _resolve_xp_kind(apogee:list, config:DataConfig)->DataConfig:
+    "The APOGEE library has only sampled spectra: switch to 'sampled' when it is the only kind of input (`apogee`: per input)."
     if any(apogee) and config.xp == 'coefficients':
         if not all(apogee): raise ValueError("the APOGEE library has sampled XP spectra; it cannot share a store with XP "
                                              "coefficient files: build with --xp sampled and XP_SAMPLED files")
@@ -672,19 +671,20 @@ def build_store(inputs, # archive XP files (XP_CONTINUOUS or XP_SAMPLED, as `con
     "Read, join and write all inputs into one HDF5 store; every input row is written or rejected with a reason."
     from tqdm.auto import tqdm
     t0, inputs = time.time(), [str(p) for p in inputs]
-    config = _resolve_xp_kind(inputs, config)
-    missing = [p for p in inputs if not _is_apogee(p) and not Path(p).exists()]
+    library = {p: _is_apogee(p) for p in inputs}   # read each input's header once: the library is told by its columns
+    config = _resolve_xp_kind([library[p] for p in inputs], config)
+    missing = [p for p in inputs if not library[p] and not Path(p).exists()]
     if missing: raise FileNotFoundError(f'input file {missing[0]} does not exist')
     aux = Rejects()
     phot, labs = _read_aux(photometry, labels, config, aux)
     without_xp = config.keep_without_xp and phot is not None
-    keys, prov, with_labels = [_input_key(p) for p in inputs], _provenance(config, labels, photometry, inputs), labs is not None or any(map(_is_apogee, inputs))
+    keys, prov, with_labels = [_input_key(p) for p in inputs], _provenance(config, labels, photometry, inputs), labs is not None or any(library.values())
     keys += [WITHOUT_XP] if without_xp else []
     writer = _resume_writer(out, config, with_labels, prov, keys) if resume else None
     start = len(writer.completed) if writer else 0
     for p, key in (bar := tqdm(list(zip(inputs, keys))[start:], desc='store', unit='file', initial=start, total=len(inputs), disable=not progress)):
         read_rej, rej, n_read = Rejects(), Rejects(), 0
-        for block in (_apogee_blocks if _is_apogee(p) else partial(_xp_blocks, phot=phot))(p, config, read_rejects=read_rej, rejects=rej):
+        for block in (_apogee_blocks if library[p] else partial(_xp_blocks, phot=phot))(p, config, read_rejects=read_rej, rejects=rej):
             if writer is None: writer = StoreWriter(out, schema_from_config(config, block['columns']), provenance=prov, **_writer_args(config, with_labels))
             _check_columns(block, writer, p)
             _append_block(writer, block, phot, labs, key)
