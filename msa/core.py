@@ -6,10 +6,12 @@
 __all__ = ['XP_SAMPLED_WAVELENGTHS', 'PHOT_BANDS', 'ASTROMETRY', 'LABELS', 'GAIA_ZERO_POINTS', 'COLUMN_UNITS', 'LABEL_UNITS',
            'LABEL_NAMES', 'PRESETS', 'xp_coefficient_names', 'xp_sampled_names', 'ColumnSchema', 'quantile_name',
            'label_quantiles', 'DataConfig', 'ModelConfig', 'PretrainConfig', 'FinetuneConfig', 'PredictConfig',
-           'RunConfig', 'ConfigError', 'get_config', 'schema_from_config', 'InputError', 'Rejects', 'default_device',
-           'seed_everything', 'file_sha256']
+           'RunConfig', 'InputError', 'EmptyResultError', 'check_input', 'check_output', 'atomic_path', 'Rejects',
+           'ConfigError', 'read_yaml', 'get_config', 'schema_from_config', 'default_device', 'seed_everything',
+           'file_sha256']
 
 # %% ../nbs/00_core.ipynb #4bb14fe8
+import contextlib
 import dataclasses
 import os
 import random
@@ -288,6 +290,90 @@ class RunConfig:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     predict: PredictConfig = field(default_factory=PredictConfig)
 
+# %% ../nbs/00_core.ipynb #3db82718
+class InputError(ValueError):
+    "An input file is unreadable or malformed; the message names the file, row and column."
+    def __init__(self, file, msg:str, row:int|None=None, column:str|None=None):
+        self.file, self.row, self.column = str(file), row, column
+        where = self.file + (f', row {row}' if row is not None else '') + (f', column {column!r}' if column is not None else '')
+        super().__init__(f'{where}: {msg}')
+
+# %% ../nbs/00_core.ipynb #c0e1a002
+class EmptyResultError(ValueError):
+    "A job would produce nothing useful (no rows, no labelled star, no overlap): an error, not a success."
+
+def check_input(path, what:str='input file', # what the path is, for the message
+                kind:str='file', # 'file', 'dir' or 'any'
+               )->Path:
+    "`path` as a `Path` if it exists, is of `kind` and is readable; else an `InputError` that names it."
+    p = Path(path)
+    if not p.exists(): raise InputError(p, f'{what} does not exist')
+    if kind == 'file' and p.is_dir(): raise InputError(p, f'{what} is a directory; give a file')
+    if kind == 'dir' and not p.is_dir(): raise InputError(p, f'{what} is a file; give a folder')
+    if not os.access(p, os.R_OK): raise InputError(p, f'{what} is not readable (file permissions)')
+    return p
+
+def check_output(path, what:str='output file', # what the path is, for the message
+                 kind:str='file', # 'file' (written whole) or 'dir' (a folder that is created if needed)
+                )->Path:
+    "`path` as a `Path` if it can be written: a file that is not a directory, or a folder that is not a file, under a writable folder."
+    p = Path(path)
+    if kind == 'file' and p.is_dir(): raise InputError(p, f'{what} is a directory; give a file name')
+    if kind == 'dir' and p.exists() and not p.is_dir(): raise InputError(p, f'{what} is a file; give a folder')
+    a = (p if kind == 'dir' else p.parent).absolute()
+    while not a.exists(): a = a.parent
+    if not a.is_dir(): raise InputError(p, f'cannot write the {what}: {a} is a file, not a folder')
+    if not os.access(a, os.W_OK | os.X_OK): raise InputError(p, f'cannot write the {what}: the folder {a} is not writable')
+    return p
+
+@contextlib.contextmanager
+def atomic_path(path, # the final file
+               ):
+    "Yield a temporary path beside `path`; rename it to `path` when the block completes, delete it when it fails."
+    path = Path(path); tmp = path.with_name(f'.{path.name}.{os.getpid()}.part')
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists(): tmp.unlink()
+
+# %% ../nbs/00_core.ipynb #663337ad
+class Rejects:
+    "Stars left out of a job, each with its `source_id`, file and reason; counted and written to CSV."
+    def __init__(self): self._parts = []
+
+    def add(self, source_ids, file, reason:str):
+        "Record `source_ids` (one id or an array) rejected from `file` for `reason`."
+        ids = np.atleast_1d(np.asarray(source_ids, dtype=np.int64))
+        if len(ids): self._parts.append((ids, str(file), reason))
+        return self
+
+    def extend(self, other:'Rejects'): self._parts += other._parts; return self
+    def __len__(self): return sum(len(ids) for ids, _, _ in self._parts)
+
+    def counts(self)->dict[str, int]:
+        "Number of rejected stars per reason."
+        out = {}
+        for ids, _, reason in self._parts: out[reason] = out.get(reason, 0) + len(ids)
+        return out
+
+    def to_frame(self):
+        "A pandas DataFrame with columns `source_id, file, reason`."
+        import pandas as pd
+        if not self._parts: return pd.DataFrame({'source_id': np.array([], np.int64), 'file': [], 'reason': []})
+        return pd.DataFrame({'source_id': np.concatenate([p[0] for p in self._parts]),
+                             'file': np.concatenate([[p[1]]*len(p[0]) for p in self._parts]),
+                             'reason': np.concatenate([[p[2]]*len(p[0]) for p in self._parts])})
+
+    def to_csv(self, path): self.to_frame().to_csv(path, index=False); return path
+
+    def summary(self)->str:
+        "One line per reason, largest first."
+        c = sorted(self.counts().items(), key=lambda kv: -kv[1])
+        return '\n'.join(f'{n:>10,d}  {reason}' for reason, n in c) if c else '         0  rejected'
+
+    def __repr__(self): return f'Rejects({len(self)} stars: {self.counts()})'
+
 # %% ../nbs/00_core.ipynb #3a5919bf
 class ConfigError(ValueError):
     "A configuration file has an unknown key or a value of the wrong type."
@@ -370,11 +456,20 @@ def from_dict(cls:RunConfig, d:dict, source:str='<dict>')->RunConfig:
 @patch(cls_method=True)
 def from_yaml(cls:RunConfig, path)->RunConfig:
     "Read a YAML config file (see `from_dict`)."
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f'config file {path} does not exist')
-    try: d = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e: raise ConfigError(f'{path}: not valid YAML: {e}') from None
-    return cls.from_dict(d or {}, source=str(path))
+    return cls.from_dict(read_yaml(path), source=str(path))
+
+def read_yaml(path, what:str='config file')->dict:
+    "The mapping in a YAML file, read with the safe loader (no tag runs code); a syntax error names the file, line and column."
+    p = check_input(path, what)
+    try: d = yaml.safe_load(p.read_text())
+    except UnicodeDecodeError: raise ConfigError(f'{p}: the {what} is not a text file') from None
+    except yaml.MarkedYAMLError as e:
+        at = f'line {e.problem_mark.line + 1}, column {e.problem_mark.column + 1}: ' if e.problem_mark else ''
+        raise ConfigError(f'{p}: not valid YAML: {at}{e.problem or e.context}') from None
+    except yaml.YAMLError as e: raise ConfigError(f'{p}: not valid YAML: {str(e).splitlines()[0]}') from None
+    if d is None: return {}
+    if not isinstance(d, dict): raise ConfigError(f'{p}: the {what} must hold keys and values, found a {type(d).__name__}')
+    return d
 
 # %% ../nbs/00_core.ipynb #1cc490a6
 PRESETS = {
@@ -399,7 +494,7 @@ def get_config(preset:str='small', # name of a preset: 'small' or 'paper'
               )->RunConfig:
     "The run configuration: a preset, optionally overridden by a YAML file."
     if path is not None:
-        d = yaml.safe_load(Path(path).read_text()) or {}
+        d = read_yaml(path)
         d.setdefault('preset', preset)
         return RunConfig.from_dict(d, source=str(path))
     return RunConfig.from_dict({'preset': preset}, source=f'preset {preset!r}')
@@ -414,51 +509,6 @@ def schema_from_config(data:DataConfig, # data section of a run config
                       else xp_sampled_names(XP_SAMPLED_WAVELENGTHS[::data.sampled_step]))
     return ColumnSchema(xp=xp_columns, photometry=data.photometry, astrometry=data.astrometry,
                         input_only=data.input_only, labels=data.labels)
-
-# %% ../nbs/00_core.ipynb #3db82718
-class InputError(ValueError):
-    "An input file is unreadable or malformed; the message names the file, row and column."
-    def __init__(self, file, msg:str, row:int|None=None, column:str|None=None):
-        self.file, self.row, self.column = str(file), row, column
-        where = self.file + (f', row {row}' if row is not None else '') + (f', column {column!r}' if column is not None else '')
-        super().__init__(f'{where}: {msg}')
-
-# %% ../nbs/00_core.ipynb #663337ad
-class Rejects:
-    "Stars left out of a job, each with its `source_id`, file and reason; counted and written to CSV."
-    def __init__(self): self._parts = []
-
-    def add(self, source_ids, file, reason:str):
-        "Record `source_ids` (one id or an array) rejected from `file` for `reason`."
-        ids = np.atleast_1d(np.asarray(source_ids, dtype=np.int64))
-        if len(ids): self._parts.append((ids, str(file), reason))
-        return self
-
-    def extend(self, other:'Rejects'): self._parts += other._parts; return self
-    def __len__(self): return sum(len(ids) for ids, _, _ in self._parts)
-
-    def counts(self)->dict[str, int]:
-        "Number of rejected stars per reason."
-        out = {}
-        for ids, _, reason in self._parts: out[reason] = out.get(reason, 0) + len(ids)
-        return out
-
-    def to_frame(self):
-        "A pandas DataFrame with columns `source_id, file, reason`."
-        import pandas as pd
-        if not self._parts: return pd.DataFrame({'source_id': np.array([], np.int64), 'file': [], 'reason': []})
-        return pd.DataFrame({'source_id': np.concatenate([p[0] for p in self._parts]),
-                             'file': np.concatenate([[p[1]]*len(p[0]) for p in self._parts]),
-                             'reason': np.concatenate([[p[2]]*len(p[0]) for p in self._parts])})
-
-    def to_csv(self, path): self.to_frame().to_csv(path, index=False); return path
-
-    def summary(self)->str:
-        "One line per reason, largest first."
-        c = sorted(self.counts().items(), key=lambda kv: -kv[1])
-        return '\n'.join(f'{n:>10,d}  {reason}' for reason, n in c) if c else '         0  rejected'
-
-    def __repr__(self): return f'Rejects({len(self)} stars: {self.counts()})'
 
 # %% ../nbs/00_core.ipynb #82a64835
 def default_device(prefer:str|None=None, # 'cuda', 'mps' or 'cpu'; None picks the best available

@@ -235,6 +235,9 @@ class ChunkMap:
         self.rows, self.width, self.dtype, n = ds.chunks[0], ds.shape[1], ds.dtype, ds.shape[0]
         n_chunks = -(-n // self.rows)
         self.offsets = np.full(n_chunks, -1, np.int64)
+        # a checksummed chunk is its raw rows followed by 4 checksum bytes: each chunk is read once through
+        # HDF5, which verifies the checksum, before the map serves it
+        self.ds, self.verified = ds, np.full(n_chunks, not ds.fletcher32)
         for i in range(ds.id.get_num_chunks()):
             info = ds.id.get_chunk_info(i)
             self.offsets[info.chunk_offset[0] // self.rows] = info.byte_offset
@@ -244,7 +247,7 @@ class ChunkMap:
     def of(cls, ds, path)->'ChunkMap|None':
         "A map of `ds`, or None where the layout does not allow one."
         ok = (ds.chunks is not None and ds.ndim == 2 and ds.chunks[1] == ds.shape[1] and ds.compression is None
-              and not ds.shuffle and not ds.fletcher32 and ds.scaleoffset is None and ds.dtype == np.dtype('<f4'))
+              and not ds.shuffle and ds.scaleoffset is None and ds.dtype == np.dtype('<f4'))
         if not ok or not hasattr(ds.id, 'get_chunk_info'): return None
         m = cls(ds, path)
         return m if (m.offsets >= 0).all() else None
@@ -252,6 +255,7 @@ class ChunkMap:
     def pieces(self, start:int, stop:int):
         "(lo, hi, array view) of the rows [start, stop), one piece per chunk."
         for c in range(start // self.rows, (stop - 1) // self.rows + 1):
+            if not self.verified[c]: self.ds[c * self.rows:(c + 1) * self.rows, :1]; self.verified[c] = True
             lo, hi = max(start, c * self.rows), min(stop, (c + 1) * self.rows)
             off = int(self.offsets[c]) + (lo - c * self.rows) * self.width * self.dtype.itemsize
             yield lo, hi, np.ndarray((hi - lo, self.width), self.dtype, buffer=self.mm, offset=off)
@@ -266,6 +270,11 @@ def runs_of(keep:np.ndarray)->np.ndarray:
 @patch
 def _read_block(self:StoreLoader, b:int, pin:bool, max_runs:int=16, scale:bool=True)->tuple:
     "Block `b` (scaled unless `scale=False`): each run of served rows read straight into the output buffers, or one slice and a gather."
+    try: return self._read_rows(b, pin, max_runs, scale)
+    except OSError as e: raise self.store.damaged(e) from None
+
+@patch
+def _read_rows(self:StoreLoader, b:int, pin:bool, max_runs:int, scale:bool)->tuple:
     a, z = (int(v) for v in self.bounds[b])
     keep = self.mask[a:z]
     runs = runs_of(keep)

@@ -19,7 +19,7 @@ from fastai.learner import Learner
 from fastcore.foundation import L
 
 import msa
-from .core import ColumnSchema, InputError, RunConfig
+from .core import ColumnSchema, InputError, RunConfig, atomic_path, check_input, file_sha256
 from .distributed import is_main_process
 from .model import MaskedStellarAutoencoder, StellarParameterModel
 from .store import LabelScaler, Scaler
@@ -58,6 +58,7 @@ class RunInfo:
     pretrained: str|None = None    # the pretraining run a fine-tuned model started from
     unseen: tuple = ()             # input columns no training star had: always hidden from the encoder
     msa_version: str = msa.__version__
+    weights_sha256: str|None = None  # of `model.pth`, recorded by `save_run` and checked by `load_weights`
 
     @property
     def quantiles(self)->tuple: return tuple(self.config.model.quantiles)
@@ -77,13 +78,16 @@ def save_run(run:RunInfo, # what the run knows; `run.out` is where it goes
             )->Path:
     "Write `model.pth` (a plain state dict), `config.yaml` and `model.json` into `run.out`."
     out = Path(run.out); out.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), out/'model.pth')
-    run.config.to_yaml(out/'config.yaml')
-    (out/'model.json').write_text(json.dumps(run.to_meta(), indent=1))
+    with atomic_path(out/'model.pth') as tmp: torch.save(model.state_dict(), tmp)
+    with atomic_path(out/'config.yaml') as tmp: run.config.to_yaml(tmp)
+    meta = {**run.to_meta(), 'weights_sha256': file_sha256(out/'model.pth')}   # checked on every load
+    with atomic_path(out/'model.json') as tmp: tmp.write_text(json.dumps(meta, indent=1))   # last: a run without it is unfinished
     return out/'model.pth'
 
 def _read_meta(run:Path)->dict:
     "The run's `model.json`, checked for the keys prediction needs."
+    if not run.exists(): raise InputError(run, f'no such model run (the models that ship with msa: {", ".join(shipped_models()) or "none"})')
+    check_input(run, 'model run', kind='dir')
     for name in RUN_FILES:
         if not (run/name).exists():
             raise FileNotFoundError(f'{run/name} does not exist: {run} is not a finished msa run (written by msa pretrain / msa finetune)')
@@ -113,13 +117,20 @@ def load_run(path, # a run directory or its `model.pth`
     cfg = RunConfig.from_yaml(run/'config.yaml')
     info = RunInfo(meta['kind'], cfg, ColumnSchema.from_dict(meta['schema']), Scaler.from_dict(meta['scaler']),
                    LabelScaler.from_dict(meta['label_scaler']) if meta['kind'] == 'finetune' else None,
-                   run, meta.get('store'), meta.get('pretrained'), tuple(meta.get('unseen', ())), meta.get('msa_version', 'unknown'))
+                   run, meta.get('store'), meta.get('pretrained'), tuple(meta.get('unseen', ())), meta.get('msa_version', 'unknown'),
+                   meta.get('weights_sha256'))
     _check_scalers(run, info.schema, info.scaler, info.label_scaler, meta['quantiles'], cfg)
     return info
 
 def load_weights(run:RunInfo)->dict:
-    "The run's `model.pth` as a state dict on the CPU."
-    return torch.load(Path(run.out)/'model.pth', map_location='cpu', weights_only=True)
+    "The run's `model.pth` as a state dict on the CPU, after checking its SHA-256 against the one `model.json` recorded."
+    file = Path(run.out)/'model.pth'
+    if run.weights_sha256 and file_sha256(file) != run.weights_sha256:
+        raise InputError(file, 'damaged: its SHA-256 differs from the one recorded in model.json when it was saved '
+                               '(overwritten or truncated since); train it again or restore the file')
+    try: return torch.load(file, map_location='cpu', weights_only=True)
+    except Exception as e:   # a truncated zip, a pickle that is not a state dict, ...
+        raise InputError(file, f'not a readable PyTorch state dict ({type(e).__name__}: {str(e).splitlines()[0][:200]})') from None
 
 def build_model(run:RunInfo)->torch.nn.Module:
     "The network of the run with its weights, in evaluation mode."
@@ -174,7 +185,9 @@ def load_checkpoint(learn:Learner, path)->int:
     "Restore a `Checkpoint` into `learn`; returns the number of completed epochs."
     file = Path(path)/'checkpoints'/'last.pth'
     if not file.exists(): raise FileNotFoundError(f'no checkpoint to resume from: {file} does not exist')
-    state = torch.load(file, map_location=learn.dls.device, weights_only=True)
+    try: state = torch.load(file, map_location=learn.dls.device, weights_only=True)
+    except Exception as e:
+        raise InputError(file, f'damaged checkpoint ({type(e).__name__}); delete it to start the run afresh') from None
     learn.model.load_state_dict(state['model'])
     if learn.opt is None: learn.create_opt()
     learn.opt.load_state_dict(state['opt'])

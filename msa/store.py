@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['APOGEE_LIBRARY', 'SAMPLED_TO_COEFFICIENTS', 'WITHOUT_XP', 'unit_hash', 'split_of', 'AffineScaling', 'Scaler',
            'BottomKSample', 'SeenIds', 'StoreWriter', 'Store', 'open_store', 'is_store', 'LabelScaler', 'g_flux_of',
-           'table_block', 'is_empty_file', 'StoreReport', 'build_store', 'store_build']
+           'table_block', 'file_photometry', 'is_empty_file', 'StoreReport', 'build_store', 'store_build']
 
 # %% ../nbs/05_store.ipynb #9c434cba
 import dataclasses
@@ -24,7 +24,7 @@ from fastcore.basics import patch
 from fastcore.script import Param
 
 import msa
-from .core import (ColumnSchema, DataConfig, InputError, Rejects, XP_SAMPLED_WAVELENGTHS, get_config,
+from .core import (ColumnSchema, DataConfig, InputError, PHOT_BANDS, Rejects, XP_SAMPLED_WAVELENGTHS, get_config,
                       schema_from_config, xp_sampled_names)
 
 # %% ../nbs/05_store.ipynb #09acf4bc
@@ -218,12 +218,13 @@ def _create(self:StoreWriter):
     self.h5 = h5py.File(self.tmp, 'w')
     F, L = self.schema.n_features, len(self.label_names)
     c = _h5_chunk_rows(F, self.chunk_rows)
-    self.h5.create_dataset('source_id', (0,), np.int64, maxshape=(None,), chunks=(c,))
-    self.h5.create_dataset('split', (0,), np.uint8, maxshape=(None,), chunks=(c,))
-    for name in ('values', 'errors'): self.h5.create_dataset(name, (0, F), np.float32, maxshape=(None, F), chunks=(c, F))
+    kw = dict(fletcher32=True)   # every chunk carries a checksum that HDF5 verifies on each read
+    self.h5.create_dataset('source_id', (0,), np.int64, maxshape=(None,), chunks=(c,), **kw)
+    self.h5.create_dataset('split', (0,), np.uint8, maxshape=(None,), chunks=(c,), **kw)
+    for name in ('values', 'errors'): self.h5.create_dataset(name, (0, F), np.float32, maxshape=(None, F), chunks=(c, F), **kw)
     if L:
         c = _h5_chunk_rows(L, self.chunk_rows)
-        for name in ('labels', 'label_errors'): self.h5.create_dataset(name, (0, L), np.float32, maxshape=(None, L), chunks=(c, L))
+        for name in ('labels', 'label_errors'): self.h5.create_dataset(name, (0, L), np.float32, maxshape=(None, L), chunks=(c, L), **kw)
     self.h5.attrs.update({'build_key': self.build_key, 'committed_rows': 0, 'completed': '[]',
                           'reject_counts': '{}', 'rejects_bytes': 0})
     self.h5.flush()
@@ -375,28 +376,38 @@ class Store:
         if not self.path.exists():
             hint = ' (an interrupted build left a .tmp: run the build again to resume it)' if Path(f'{path}.tmp').exists() else ''
             raise FileNotFoundError(f'store {self.path} does not exist{hint}')
-        self.h5 = h5py.File(self.path, 'r', rdcc_nbytes=0)  # no chunk cache: whole-slice reads go straight to the caller's buffer
+        if self.path.is_dir(): raise InputError(self.path, 'is a directory, not an msa store (.h5)')
+        try: self.h5 = h5py.File(self.path, 'r', rdcc_nbytes=0)  # no chunk cache: whole-slice reads go straight to the caller's buffer
+        except OSError as e: raise self.damaged(e) from None
         if 'scaler' not in self.h5.attrs: raise InputError(self.path, 'not a finished msa store (no scaler attribute)')
-        self.columns = tuple(json.loads(self.h5.attrs['columns']))
-        self.label_names = tuple(json.loads(self.h5.attrs['label_names']))
-        self.schema = ColumnSchema.from_dict(json.loads(self.h5.attrs['schema']))
-        self.scaler = Scaler.from_dict(json.loads(self.h5.attrs['scaler']))
-        self.provenance = json.loads(self.h5.attrs['provenance'])
+        try:
+            self.columns = tuple(json.loads(self.h5.attrs['columns']))
+            self.label_names = tuple(json.loads(self.h5.attrs['label_names']))
+            self.schema = ColumnSchema.from_dict(json.loads(self.h5.attrs['schema']))
+            self.scaler = Scaler.from_dict(json.loads(self.h5.attrs['scaler']))
+            self.provenance = json.loads(self.h5.attrs['provenance'])
+        except (OSError, KeyError, ValueError) as e: raise self.damaged(e) from None
         self._split = None
 
+    def damaged(self, e:Exception)->InputError:
+        "The error for a store that HDF5 cannot read: truncated, overwritten, or failing a chunk checksum."
+        why = str(e).split('(')[-1].rstrip(')') if '(' in str(e) else str(e)
+        return InputError(self.path, f'damaged msa store ({why}): truncated, or overwritten on disk; build it again')
+
     @property
-    def n_rows(self)->int: return len(self.h5['source_id'])
+    def n_rows(self)->int: return self.h5['source_id'].shape[0]
     def __len__(self): return self.n_rows
     @property
     def split(self)->np.ndarray:
         "Split of every row (uint8: 0 train, 1 validation), read once."
-        if self._split is None: self._split = self.h5['split'][:]
+        if self._split is None: self._split, = self.read(slice(None), ('split',))
         return self._split
 
     def read(self, rows:slice, fields=('values', 'errors'))->tuple:
         "Numpy arrays of `fields` for a contiguous slice of rows."
         if isinstance(rows, slice) and rows.step not in (None, 1): raise ValueError('Store.read takes contiguous slices (step 1)')
-        return tuple(self.h5[f][rows] for f in fields)
+        try: return tuple(self.h5[f][rows] for f in fields)
+        except OSError as e: raise self.damaged(e) from None
 
     def close(self): self.h5.close()
     def __enter__(self): return self
@@ -496,12 +507,14 @@ def _xp_blocks(path, config:DataConfig, phot, read_rejects:Rejects, rejects:Reje
     kind = 'continuous' if is_empty_file(path) else mxp.xp_file_kind(path)
     if kind == 'none': raise InputError(path, "neither XP coefficients ('bp_coefficients', 'rp_coefficients', 'bp_coeff_0' …) "
                                               "nor a sampled 'flux' column: not an XP file (a photometry table goes to --photometry)")
+    own = file_photometry(path, kind)   # an ADQL table may carry phot_g_mean_mag & co. beside the coefficients
+    phot = _merged(own, phot)
     if config.xp == 'coefficients':
         if kind == 'sampled': raise InputError(path, SAMPLED_TO_COEFFICIENTS)
         for xp in mxp.iter_xp_continuous(path, rejects=read_rejects, correlations=False):
             ids = np.asarray(xp.source_id, np.int64)
             g = _g_flux(phot, ids, xp) if config.xp_normalise else None
-            yield _xp_dict(ids, *mxp.xp_block(xp, g), g, path, rejects)
+            yield _xp_dict(ids, *mxp.xp_block(xp, g), g, path, rejects, own)
         return
     # the store holds sampled spectra: coefficient files are converted at the door, through the Gaia bases
     if kind == 'sampled':
@@ -512,7 +525,15 @@ def _xp_blocks(path, config:DataConfig, phot, read_rejects:Rejects, rejects:Reje
                   for xp in mxp.iter_xp_continuous(path, rejects=read_rejects, correlations=True))
     for s, g in blocks:
         v, e, cols = _sampled_block(s, config.sampled_step, path)
-        yield _xp_dict(np.asarray(s.source_id, np.int64), *_normalised(v, e, g, config.xp_normalise), cols, g, path, rejects)
+        yield _xp_dict(np.asarray(s.source_id, np.int64), *_normalised(v, e, g, config.xp_normalise), cols, g, path, rejects, own)
+
+def file_photometry(path, kind:str)->pd.DataFrame|None:
+    "The Gaia magnitudes an XP_CONTINUOUS table carries beside its spectra (an ADQL join), as `read_photometry` gives them; else None."
+    from msa.catalogues import photometry_columns, read_photometry
+    from msa.tables import ArchiveTable
+    if kind != 'continuous' or is_empty_file(path): return None   # sampled files repeat ra/dec on every pixel row
+    if not set(photometry_columns(ArchiveTable(path))) & set(PHOT_BANDS): return None
+    return read_photometry(path)   # duplicate source_ids are counted by the XP reader
 
 def _g_flux(phot, source_id, xp)->np.ndarray:
     "The archive G flux of each star from the photometry tables, else the G flux synthesised from its own XP spectrum."

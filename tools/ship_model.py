@@ -9,7 +9,7 @@ Copies, for each fine-tuned member `runs/demo/finetune/seed_*`, the three run fi
 figures) beside them. Regenerate it whenever the recipe changes; `nbs/14_demo.ipynb`
 checks that the shipped model loads and reproduces its reported held-out accuracy.
 """
-import argparse, json, shutil, sys
+import argparse, hashlib, json, shutil, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +29,8 @@ def main():
         out.mkdir(parents=True)
         for f in ('model.pth', 'config.yaml'): shutil.copy(src/f, out/f)
         meta = json.loads(meta_file.read_text())
+        sha = hashlib.sha256((out/'model.pth').read_bytes()).hexdigest()
+        if meta.setdefault('weights_sha256', sha) != sha: sys.exit(f'{src}/model.pth differs from the SHA-256 its model.json recorded')
         meta.update(store=meta['store'] and Path(meta['store']).name, pretrained=meta['pretrained'] and Path(meta['pretrained']).name)
         (out/'model.json').write_text(json.dumps(meta, indent=1))
     for f in ['report.md', 'metrics.json'] + sorted(p.name for p in (demo/'report').glob('*.png')): shutil.copy(demo/'report'/f, dest/f)
