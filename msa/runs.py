@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['RUN_FILES', 'SHIPPED_MODELS', 'shipped_models', 'run_dir', 'ensemble_members', 'RunInfo', 'save_run', 'load_run',
-           'load_weights', 'build_model', 'Checkpoint', 'load_checkpoint']
+           'load_weights', 'build_model', 'Checkpoint', 'load_checkpoint', 'NonFiniteLossError', 'StopOnNonFiniteLoss',
+           'check_finite_fit']
 
 # %% ../nbs/09a_runs.ipynb #a9b0c1d3
 import dataclasses
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from fastai.callback.core import Callback
+from fastai.callback.core import Callback, CancelFitException
 from fastai.learner import Learner
 from fastcore.foundation import L
 
@@ -174,6 +175,7 @@ class Checkpoint(Callback):
 
     def after_epoch(self):
         if not self._trained or hasattr(self.learn, 'lr_finder'): return   # nothing to keep from `lr_find`
+        if getattr(self.learn, 'nonfinite_loss', None): return   # an epoch that failed is not kept
         self._trained = False
         if not is_main_process(): return   # under DDP every rank holds the same weights: rank 0 writes them
         self.file.parent.mkdir(parents=True, exist_ok=True)
@@ -193,3 +195,29 @@ def load_checkpoint(learn:Learner, path)->int:
     learn.opt.load_state_dict(state['opt'])
     _set_rng_state(state['rng'])
     return state['epoch']
+
+# %% ../nbs/09a_runs.ipynb #a9b0c1f1
+class NonFiniteLossError(ValueError):
+    "The training loss became NaN or infinite."
+
+class StopOnNonFiniteLoss(Callback):
+    "Stop training at the first batch whose loss is not finite (before its backward pass); `check_finite_fit` then raises."
+    order = -10
+    def __init__(self, path=None): self.path = path
+    def before_fit(self): self.learn.nonfinite_loss = None
+    def after_loss(self):
+        loss = self.learn.loss_grad if self.training else self.learn.loss
+        if torch.isfinite(loss).all().item(): return
+        self.learn.nonfinite_loss = (self.epoch, self.iter, self.n_iter, 'training' if self.training else 'validation', loss.item())
+        raise CancelFitException()   # fastai ends the fit cleanly; the checkpoint skips this epoch
+
+def check_finite_fit(learn:Learner, path=None):
+    "After a fit: a `NonFiniteLossError` naming the epoch, step and the checkpoint kept, if `StopOnNonFiniteLoss` stopped it."
+    if getattr(learn, 'nonfinite_loss', None):
+        epoch, it, n, phase, value = learn.nonfinite_loss
+        run = Path(path or learn.path); ck = run/'checkpoints'/'last.pth'
+        kept = (f'the last good checkpoint is {ck} (epoch {torch.load(ck, weights_only=True)["epoch"]})'
+                if ck.exists() else 'no epoch had finished, so nothing was kept')
+        raise NonFiniteLossError(f'{run}: the {phase} loss became {value} at epoch {epoch + 1}, step {it + 1} of {n}; training '
+                                 f'stopped and no model.pth was written; {kept}. Lower the learning rate, or check the labels '
+                                 'and their errors')

