@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['SENTINELS', 'MAG_PLACEHOLDER', 'MAG_PER_LN', 'PHOTOMETRY_COLUMNS', 'SOURCE_ID_COLUMNS', 'APOGEE_STAR_BAD',
            'APOGEE_EXTRATARG_DUPLICATE', 'APOGEE', 'GALAH', 'AK_PER_EBV', 'AK_FAILED', 'LIBRARY_PHOTOMETRY',
-           'APOGEE_LIBRARY_COLUMNS', 'as_source_id', 'blank_sentinels', 'keep_best', 'PhotColumn',
+           'APOGEE_LIBRARY_COLUMNS', 'as_source_id', 'blank_sentinels', 'count_blanked', 'keep_best', 'PhotColumn',
            'mag_error_from_flux_over_error', 'photometry_columns', 'phot_values', 'read_photometry', 'merge_photometry',
            'LabelColumn', 'QualityCuts', 'LabelCatalogue', 'generic_catalogue', 'label_catalogue', 'read_labels',
            'apogee_library_path', 'g_flux_from_mag', 'ebv_from_ak', 'ApogeeLibrary', 'load_apogee_library',
@@ -58,6 +58,11 @@ def blank_sentinels(values:np.ndarray, # float values
     for s in SENTINELS: bad |= values == s
     if magnitude: bad |= np.abs(np.nan_to_num(values)) >= MAG_PLACEHOLDER
     return np.where(bad, np.nan, values)
+
+def count_blanked(blanked:Rejects|None, # where blanked values are counted (None: not counted)
+                  ids, given, kept, file, what:str):
+    "Record the stars whose `what` was `given` in the file (not NaN) but is not `kept` (NaN): a value blanked on the way in."
+    if blanked is not None: blanked.add(np.asarray(ids)[~np.isnan(given) & np.isnan(kept)], file, f'{what} blanked')
 
 # %% ../nbs/03_catalogues.ipynb #e5b577f2
 def keep_best(source_id:np.ndarray, # int64 ids, one per row
@@ -193,6 +198,7 @@ def _value_frame(ids, values:dict)->pd.DataFrame:
 def read_photometry(path,              # gaia_source-like table: CSV, csv.gz, ECSV, FITS, VOTable or Parquet
                     columns:dict|None=None, # overrides of `PHOTOMETRY_COLUMNS`: our name -> column name, (value, error), PhotColumn(s) or None
                     rejects:Rejects|None=None, # rows without a usable source_id and duplicates are counted here
+                    blanked:Rejects|None=None, # values blanked (sentinels, non-finite, non-positive errors) are counted here
                    )->pd.DataFrame:
     "Magnitudes, astrometry and context by `source_id`: columns `<name>` and `<name>_error` (float64, NaN = missing)."
     table = ArchiveTable(path)
@@ -203,9 +209,17 @@ def read_photometry(path,              # gaia_source-like table: CSV, csv.gz, EC
     raw = table.read([sid] + [table.find(c) for s in specs.values() for c in (s.value, s.error) if c and table.find(c)])
     ids = as_source_id(*raw[sid], path, sid)
     frame = _value_frame(ids, {name: phot_values(s, raw, table) for name, s in specs.items()})
-    frame = frame[_usable_ids(ids, path, rejects)]
-    n_measured = frame[list(specs)].notna().sum(axis=1).to_numpy(np.float64)
-    return frame.iloc[keep_best(frame.index.to_numpy(), n_measured, path, rejects)]
+    rows = np.flatnonzero(_usable_ids(ids, path, rejects))
+    n_measured = frame[list(specs)].iloc[rows].notna().sum(axis=1).to_numpy(np.float64)
+    rows = rows[keep_best(ids[rows], n_measured, path, rejects)]
+    for name, s in specs.items():   # what the file gave and we blanked, for the kept rows
+        given = lambda c: as_float(*raw[table.find(c)], path, table.find(c))[rows]
+        v = frame[name].to_numpy()[rows]
+        count_blanked(blanked, ids[rows], given(s.value), v, path, f'{name}: sentinel, placeholder, non-finite or non-positive value')
+        if s.error and table.find(s.error):
+            count_blanked(blanked, ids[rows], np.where(np.isnan(v), np.nan, given(s.error)), frame[f'{name}_error'].to_numpy()[rows],
+                          path, f'{name} error: zero, negative, sentinel or non-finite')
+    return frame.iloc[rows]
 
 # %% ../nbs/03_catalogues.ipynb #192c10de
 def _value_columns(frame:pd.DataFrame)->list[str]:
@@ -361,6 +375,7 @@ def read_labels(path,                   # label catalogue: FITS, CSV, csv.gz, EC
                 labels=LABELS,          # labels to return (each must be in the file)
                 quality_cuts='default', # 'default' (the catalogue's), None (no cuts) or a `QualityCuts`
                 rejects:Rejects|None=None, # removed rows are counted here, with reasons
+                blanked:Rejects|None=None, # label values and errors blanked (sentinels, non-finite, flagged, errors ≤ 0) are counted here
                )->pd.DataFrame:
     "Labels by `source_id`: columns `<label>` and `<label>_error` (float64, NaN = missing)."
     table = ArchiveTable(path)
@@ -379,6 +394,13 @@ def read_labels(path,                   # label catalogue: FITS, CSV, csv.gz, EC
     alive = _cut(alive, n_labels == 0, ids, path, 'no valid label', rejects)
     rows = np.flatnonzero(alive)
     keep = rows[keep_best(ids[rows], snr[rows] if snr_col else n_labels[rows].astype(float), path, rejects)]
+    for l, s in chosen.items():   # what the file gave and we blanked, for the kept rows
+        given = lambda c: as_float(*raw[table.find(c)], path, table.find(c))[keep]
+        v, e = values[l][0][keep], values[l][1][keep]
+        count_blanked(blanked, ids[keep], given(s.value), v, path, f'label {l}: sentinel, non-finite or flagged value')
+        if s.error and table.find(s.error):
+            count_blanked(blanked, ids[keep], np.where(np.isnan(v), np.nan, given(s.error)), e, path,
+                          f'label {l} error: zero, negative, sentinel or non-finite')
     return _value_frame(ids[keep], {l: (v[keep], e[keep]) for l, (v, e) in values.items()})
 
 # %% ../nbs/03_catalogues.ipynb #ef90c7e9

@@ -340,7 +340,13 @@ def atomic_path(path, # the final file
 # %% ../nbs/00_core.ipynb #663337ad
 class Rejects:
     "Stars left out of a job, each with its `source_id`, file and reason; counted and written to CSV."
-    def __init__(self): self._parts = []
+    def __init__(self): self._parts, self._blanked = [], None
+
+    @property
+    def blanked(self)->'Rejects':
+        "Values set to missing on the way in, the star kept: counted by reason, apart from the rejected stars."
+        if self._blanked is None: self._blanked = Rejects()
+        return self._blanked
 
     def add(self, source_ids, file, reason:str):
         "Record `source_ids` (one id or an array) rejected from `file` for `reason`."
@@ -348,7 +354,10 @@ class Rejects:
         if len(ids): self._parts.append((ids, str(file), reason))
         return self
 
-    def extend(self, other:'Rejects'): self._parts += other._parts; return self
+    def extend(self, other:'Rejects'):
+        self._parts += other._parts
+        if other._blanked is not None: self.blanked.extend(other._blanked)
+        return self
     def __len__(self): return sum(len(ids) for ids, _, _ in self._parts)
 
     def counts(self)->dict[str, int]:

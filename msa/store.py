@@ -294,16 +294,19 @@ def commit(self:StoreWriter, file:str|None=None, # input file now complete (None
           ):
     "Write pending rows and make everything so far survive an interruption."
     self._flush()
-    counts = _json_attr(self.h5, 'reject_counts', {})
+    counts, blanked = _json_attr(self.h5, 'reject_counts', {}), _json_attr(self.h5, 'blanked_counts', {})
     for reason, k in self.rejects.counts().items(): counts[reason] = counts.get(reason, 0) + k
-    if len(self.rejects):
-        self.rejects.to_frame().to_csv(self.rejects_tmp, mode='a', index=False, header=not self.rejects_tmp.exists())
+    for reason, k in self.rejects.blanked.counts().items(): blanked[reason] = blanked.get(reason, 0) + k
+    if len(self.rejects) or len(self.rejects.blanked):   # the file lists both: rejected stars, then blanked values
+        rows = pd.concat([self.rejects.to_frame(), self.rejects.blanked.to_frame()])
+        rows.to_csv(self.rejects_tmp, mode='a', index=False, header=not self.rejects_tmp.exists())
     n = len(self.h5['source_id'])
     done = _json_attr(self.h5, 'completed', [])
     if file is not None:
         done.append({'file': str(file), 'rows_in': rows_in, 'rows_written': n - int(self.h5.attrs['committed_rows']),
                      'rejected': len(self.rejects)})
     self.h5.attrs.update({'committed_rows': n, 'completed': json.dumps(done), 'reject_counts': json.dumps(counts),
+                          'blanked_counts': json.dumps(blanked),
                           'rejects_bytes': self.rejects_tmp.stat().st_size if self.rejects_tmp.exists() else 0})
     self.rejects = Rejects()
     self.h5.flush()
@@ -349,7 +352,8 @@ def close(self:StoreWriter)->dict:
     scaler = Scaler.fit(self._sample.rows if self._sample.rows is not None else np.empty((0, self.schema.n_features)),
                         self.schema.columns)
     prov = {**self.provenance, 'inputs': _json_attr(self.h5, 'completed', []), 'n_rows': n, 'n_train': n - n_val,
-            'n_val': n_val, 'rejected': _json_attr(self.h5, 'reject_counts', {}), 'scaler_rows': len(self._sample.keys),
+            'n_val': n_val, 'rejected': _json_attr(self.h5, 'reject_counts', {}), 'blanked': _json_attr(self.h5, 'blanked_counts', {}),
+            'scaler_rows': len(self._sample.keys),
             'duplicates': 'first occurrence kept', 'msa_version': msa.__version__,
             'created': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}
     self.h5.attrs.update({'columns': json.dumps(list(self.schema.columns)), 'label_names': json.dumps(list(self.label_names)),
@@ -563,11 +567,15 @@ def is_empty_file(path)->bool:
     except InputError: return False
 
 def _xp_dict(ids, values, errors, cols, g, path, rejects, phot=None, labels=None)->dict:
-    "One block; stars whose XP block could not be normalised are rejected here."
+    "One block; stars whose XP block could not be normalised are rejected here, XP errors that are not positive blanked (counted)."
     from msa.xp import g_flux_usable
     bad = np.zeros(len(ids), bool) if g is None else ~g_flux_usable(g)
     rejects.add(ids[bad], path, 'no usable G flux to normalise the XP block: not in the photometry tables, and no '
                                 'synthetic G (one XP band only)')
+    bad_err = np.isfinite(values) & ~(errors > 0)
+    if bad_err.any():
+        errors = np.where(bad_err, np.nan, errors)
+        rejects.blanked.add(ids[bad_err.any(1) & ~bad], path, 'XP errors: zero, negative or non-finite (per star) blanked')
     return dict(source_id=ids[~bad], values=values[~bad], errors=errors[~bad], columns=tuple(cols), n_read=len(ids),
                 phot=phot, labels=labels)
 
@@ -624,6 +632,7 @@ class StoreReport:
     resumed: bool = False  # continued an interrupted build
     table_rejects: dict = dataclasses.field(default_factory=dict)  # rows of photometry/label tables left out, per reason
     unmatched: dict = dataclasses.field(default_factory=dict)  # rows of photometry/label tables whose star has no XP input
+    blanked: dict = dataclasses.field(default_factory=dict)  # values set to missing on the way in (the star kept), per reason
 
     def __repr__(self):
         lines = [f'store {self.path}: {self.n_rows:,} rows ({self.n_train:,} train, {self.n_val:,} validation) '
@@ -633,7 +642,8 @@ class StoreReport:
         if not self.rejected: lines.append('  rejected          0')
         lines += [f'  (photometry/label tables: {n:,} rows left out: {reason})' for reason, n in self.table_rejects.items()]
         lines += [f'  ({n:,} {name} rows match no star of the XP inputs and are not in the store)' for name, n in self.unmatched.items() if n]
-        lines.append(f'  rejected stars are listed in {self.path}.rejects.csv')
+        lines += [f'  blanked  {n:>10,d}  {reason} (the value set to missing, the star kept)' for reason, n in self.blanked.items()]
+        lines.append(f'  rejected stars' + (' and blanked values' if self.blanked else '') + f' are listed in {self.path}.rejects.csv')
         return '\n'.join(lines)
 
 # %% ../nbs/05_store.ipynb #05b89590
@@ -668,9 +678,9 @@ def _resume_writer(out, config, with_labels, prov, keys)->StoreWriter|None:
 def _read_aux(photometry, labels, config:DataConfig, rejects:Rejects):
     "The shared photometry (merged, first wins) and label tables, or None."
     from msa.catalogues import merge_photometry, read_labels, read_photometry
-    phot = [read_photometry(p, rejects=rejects) for p in photometry or ()]
+    phot = [read_photometry(p, rejects=rejects, blanked=rejects.blanked) for p in photometry or ()]
     phot = None if not phot else phot[0] if len(phot) == 1 else merge_photometry(phot, rejects)
-    return phot, (None if labels is None else read_labels(labels, labels=config.labels, rejects=rejects))
+    return phot, (None if labels is None else read_labels(labels, labels=config.labels, rejects=rejects, blanked=rejects.blanked))
 
 def _check_columns(block, writer, path):
     if block['columns'] != writer.schema.xp:
@@ -728,7 +738,8 @@ def build_store(inputs, # archive XP files (XP_CONTINUOUS or XP_SAMPLED, as `con
     table = aux.counts()
     inputs_rejected = {k: n - table.get(k, 0) for k, n in prov['rejected'].items() if n > table.get(k, 0)}
     report = StoreReport(Path(out), prov['n_rows'], prov['n_train'], prov['n_val'], sum(i['rows_in'] or 0 for i in prov['inputs']),
-                         inputs_rejected, prov['inputs'], time.time() - t0, writer.resumed, table, _unmatched(out, phot, labs))
+                         inputs_rejected, prov['inputs'], time.time() - t0, writer.resumed, table, _unmatched(out, phot, labs),
+                         prov.get('blanked', {}))
     if progress if verbose is None else verbose: print(report)
     if report.n_rows == 0: _nothing_written(report)
     return report
