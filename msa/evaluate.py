@@ -20,7 +20,7 @@ import pandas as pd
 from fastcore.script import Param
 from matplotlib.figure import Figure
 
-from .core import LABELS, LABEL_UNITS, InputError, label_quantiles
+from .core import LABELS, LABEL_UNITS, EmptyResultError, InputError, atomic_path, check_input, check_output, label_quantiles
 from .report import markdown_to_html, report_markdown
 from .store import is_store, open_store
 from .writers import read_catalogue
@@ -196,6 +196,10 @@ def _common_stars(models:dict, truth:pd.DataFrame)->tuple[dict, dict]:
     for name, df in models.items(): joined[name], matching[name] = join_truth(df, truth)
     ids = functools.reduce(np.intersect1d, [j.index.to_numpy() for j in joined.values()])
     matching['compared'] = len(ids)
+    if not len(ids):
+        sizes = ', '.join(f'{n}: {len(df):,} stars' for n, df in models.items())
+        raise EmptyResultError(f'no star is both predicted and in the truth ({sizes}; truth: {len(truth):,} stars): '
+                               'nothing to evaluate. Are the predictions of the stars of this truth table (compare source_id)?')
     return {n: j.loc[ids] for n, j in joined.items()}, matching
 
 # %% ../nbs/12_evaluate.ipynb #e5dd3e83
@@ -353,18 +357,21 @@ def evaluate(predictions, # DataFrame or prediction file (FITS/Parquet/HDF5)
              teff_edges=TEFF_EDGES, # bin edges in Teff
             )->dict:
     "Evaluate predictions (and a baseline) against the truth; write metrics, figures and a report; return the metrics."
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    for name, p in (('prediction catalogue', predictions), ('truth', truth), ('baseline catalogue', baseline), *(others or {}).items()):
+        if isinstance(p, (str, Path)): check_input(p, name)
+    out = check_output(out_dir, 'report folder', kind='dir'); out.mkdir(parents=True, exist_ok=True)
     models = _read_models(predictions, baseline, names, others)
     truth_df = _by_source_id(_as_frame(truth, lambda p: read_truth(p, labels)), 'truth')
     metrics = compute_metrics(models, truth_df, labels, g, teff_truth, g_edges, teff_edges)
-    (out/'metrics.json').write_text(json.dumps(metrics, indent=1, allow_nan=False))
+    with atomic_path(out/'metrics.json') as tmp: tmp.write_text(json.dumps(metrics, indent=1, allow_nan=False))
     frame = metrics_frame(metrics); frame.to_csv(out/'metrics.csv', index=False)
     joined, _ = _common_stars(models, truth_df)
     figures = evaluation_figures(joined, metrics, out)
     named = (('predictions', predictions), ('truth', truth), ('baseline', baseline), *(others or {}).items())
     sources = {k: str(v) for k, v in named if isinstance(v, (str, Path))}
     text = report_markdown(metrics, frame, figures, sources)
-    (out/'report.md').write_text(text); (out/'report.html').write_text(markdown_to_html(text))
+    for name, content in (('report.md', text), ('report.html', markdown_to_html(text))):
+        with atomic_path(out/name) as tmp: tmp.write_text(content)
     return metrics
 
 # %% ../nbs/12_evaluate.ipynb #101608aa

@@ -4,13 +4,15 @@
 
 # %% auto #0
 __all__ = ['NULL_TOKENS', 'table_format', 'text_array', 'null_mask', 'parse_numbers', 'as_float', 'open_text', 'text_header',
-           'iter_text_blocks', 'read_csv_columns', 'fits_table', 'fits_column', 'is_vla', 'fits_bytes', 'fits_vla',
-           'votable', 'ArchiveTable']
+           'ecsv_delimiter', 'iter_text_blocks', 'read_csv_columns', 'fits_table', 'fits_column', 'is_vla',
+           'fits_bytes', 'fits_vla', 'votable', 'ArchiveTable']
 
 # %% ../nbs/00a_tables.ipynb #d0f6b8a2
 import contextlib
 import csv
 import gzip
+import itertools
+import re
 from pathlib import Path
 
 import numpy as np
@@ -138,6 +140,14 @@ def text_header(path, compression:str|None=None, # the file, and its compression
                 if not line.startswith('#'): return i, next(csv.reader([line]), [])
     except (OSError, EOFError) as e: raise InputError(path, f'cannot read the header: {e}') from None
     return 0, []
+
+def ecsv_delimiter(path, compression:str|None=None)->str:
+    "The column delimiter an ECSV header declares (`# delimiter: ...`; ECSV's default is a space); ',' for plain CSV."
+    with open_text(path, compression) as f:
+        head = ''.join(itertools.takewhile(lambda line: line.startswith('#'), f))
+    if '%ECSV' not in head[:200]: return ','
+    m = re.search(r"^#\s*delimiter:\s*'?(.)'?\s*$", head, re.M)
+    return m.group(1) if m else ' '
 
 def _convert_options(columns:list[str]|None, text)->pcsv.ConvertOptions:
     "Read `columns` (None: all); those in `text` (True: all of `columns`) as strings; `NULL_TOKENS` are nulls."

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from .core import InputError, Rejects, XP_SAMPLED_WAVELENGTHS, xp_coefficient_names
 from .tables import (table_format, text_array, null_mask, parse_numbers, open_text, text_header, iter_text_blocks,
-                        read_csv_columns, fits_table, fits_column, is_vla, fits_bytes, fits_vla, votable)
+                        read_csv_columns, fits_table, fits_column, is_vla, fits_bytes, fits_vla, votable, ecsv_delimiter)
 
 # %% ../nbs/01_xp.ipynb #0c0c7eb8
 BANDS = ('bp', 'rp')
@@ -305,8 +305,10 @@ def _votable_ragged(col)->tuple[np.ndarray, np.ndarray]:
     vals = np.ma.filled(np.ma.concatenate(list(keep)).astype(np.float64), np.nan) if len(keep) else np.zeros(0)
     return np.asarray(vals), lens
 
-def _read_votable(path, rejects, correlations:bool):
-    t = votable(path).to_table()
+def _read_votable(path, rejects, correlations:bool): return _read_astropy(votable(path).to_table(), path, rejects, correlations)
+
+def _read_astropy(t, path, rejects, correlations:bool):
+    "The stars of an astropy `Table` (a VOTable's, or an ECSV's that astropy wrote with its default space delimiter)."
     t.rename_columns(t.colnames, [c.lower() for c in t.colnames])
     number = lambda c: np.ma.filled(t[c].astype(np.float64), np.nan)
     bands = _band_columns(path, t.colnames, _is_wide(path, t.colnames), lambda c: _votable_ragged(t[c]), number, correlations)
@@ -338,7 +340,10 @@ def iter_xp_continuous(path, # any archive XP_CONTINUOUS file: CSV, ECSV, .csv.g
     "Yield the stars of `path` as `XPContinuous` parts."
     kind, compression = _xp_format(path)
     if kind == 'empty': return
-    if kind in ('csv', 'ecsv'): blocks = _iter_text(path, compression, rejects, correlations, block_mb)
+    if kind == 'ecsv' and ecsv_delimiter(path, compression) != ',':   # the archive writes commas; astropy, by default, spaces
+        from astropy.table import Table
+        blocks = iter([_read_astropy(Table.read(path, format='ascii.ecsv'), path, rejects, correlations)])
+    elif kind in ('csv', 'ecsv'): blocks = _iter_text(path, compression, rejects, correlations, block_mb)
     elif kind == 'fits': blocks = iter([_read_fits(path, compression, rejects, correlations)])
     else: blocks = iter([_read_votable(path, rejects, correlations)])
     yield from (blocks if chunk_rows is None else _rechunk(blocks, chunk_rows))
