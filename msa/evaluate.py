@@ -359,10 +359,11 @@ def evaluate(predictions, # DataFrame or prediction file (FITS/Parquet/HDF5)
     "Evaluate predictions (and a baseline) against the truth; write metrics, figures and a report; return the metrics."
     for name, p in (('prediction catalogue', predictions), ('truth', truth), ('baseline catalogue', baseline), *(others or {}).items()):
         if isinstance(p, (str, Path)): check_input(p, name)
-    out = check_output(out_dir, 'report folder', kind='dir'); out.mkdir(parents=True, exist_ok=True)
+    out = check_output(out_dir, 'report folder', kind='dir')
     models = _read_models(predictions, baseline, names, others)
     truth_df = _by_source_id(_as_frame(truth, lambda p: read_truth(p, labels)), 'truth')
     metrics = compute_metrics(models, truth_df, labels, g, teff_truth, g_edges, teff_edges)
+    out.mkdir(parents=True, exist_ok=True)   # only once there is something to report
     with atomic_path(out/'metrics.json') as tmp: tmp.write_text(json.dumps(metrics, indent=1, allow_nan=False))
     frame = metrics_frame(metrics); frame.to_csv(out/'metrics.csv', index=False)
     joined, _ = _common_stars(models, truth_df)

@@ -13,6 +13,7 @@ import csv
 import gzip
 import itertools
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -194,18 +195,31 @@ def fits_table(path, compression:str|None=None, # a FITS file, and its compressi
               ):
     "The first table HDU of a FITS file, memory-mapped unless compressed; an `InputError` names the file if it has none."
     from astropy.io import fits
-    try: hdul = fits.open(path, memmap=compression is None)
+    try:
+        with warnings.catch_warnings():   # a truncated file is reported below, as one error
+            warnings.filterwarnings('ignore', message='File may have been truncated')
+            hdul = fits.open(path, memmap=compression is None)
     except Exception as e: raise InputError(path, f'not a readable FITS file: {e}') from None
     with hdul:
-        try: hdu = next((h for h in hdul if isinstance(h, (fits.BinTableHDU, fits.TableHDU))), None)
+        try:
+            with warnings.catch_warnings():   # the HDUs are read here
+                warnings.filterwarnings('ignore', message='File may have been truncated')
+                hdu = next((h for h in hdul if isinstance(h, (fits.BinTableHDU, fits.TableHDU))), None)
         except Exception as e: raise InputError(path, f'not a readable FITS file: {e}') from None
         if hdu is None: raise InputError(path, 'the FITS file has no table extension')
+        info, h = hdu.fileinfo(), hdu.header
+        need = info and info['datLoc'] + h.get('NAXIS1', 0) * h.get('NAXIS2', 0) + h.get('PCOUNT', 0)
+        if compression is None and info and need > Path(path).stat().st_size:
+            raise InputError(path, f'truncated FITS file: its table needs {need:,} bytes, the file has '
+                                   f'{Path(path).stat().st_size:,} (an interrupted download?)')
         yield hdu
 
 def fits_column(hdu, name:str, # a table HDU from `fits_table`, and one of its fixed-size columns
                )->tuple[np.ndarray, np.ndarray]:
     "Values (native byte order) and missing mask of the same shape (integers equal to the column's `TNULL`)."
-    values = np.asarray(hdu.data[name]) if hdu.data is not None else np.array([])
+    try: values = np.asarray(hdu.data[name]) if hdu.data is not None else np.array([])
+    except (TypeError, ValueError, OSError, EOFError) as e:   # a gzip-compressed file cut short shows up only here
+        raise InputError(hdu.fileinfo()['file'].name if hdu.fileinfo() else '<FITS>', f'truncated or damaged FITS table ({e})', column=name) from None
     if values.dtype.kind in 'biuf': values = values.astype(values.dtype.newbyteorder('='))
     null = hdu.columns[name].null
     return values, (values == null if null is not None and values.dtype.kind in 'iu' else np.zeros(values.shape, bool))
