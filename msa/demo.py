@@ -10,7 +10,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from .core import LABELS, RunConfig
+from .core import LABELS, RunConfig, check_output
 from .baselines import gbt_baseline, mlp_baseline
 from .evaluate import evaluate, metrics_frame
 from .learner import finetune_ensemble, fit_run, pretrain_learner
@@ -73,7 +73,7 @@ def run_demo(data:str='apogee', out='runs/demo', quick:bool=False, device=None, 
              members:int=2, # fine-tuned models (seeds) averaged into the catalogue
             )->dict:
     "Store → pretraining → fine-tuning → catalogue → evaluation against ablations and two baselines; returns the metrics."
-    t0, out = time.time(), Path(out)
+    t0, out = time.time(), check_output(out, 'demo folder', kind='dir')
     out.mkdir(parents=True, exist_ok=True)
     cfg = demo_config(quick, data)
     store = demo_store(data, out, cfg, quick, progress)

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from .core import GAIA_ZERO_POINTS, XP_SAMPLED_WAVELENGTHS, LABEL_UNITS
+from .core import GAIA_ZERO_POINTS, XP_SAMPLED_WAVELENGTHS, LABEL_UNITS, check_output
 from .bases import sampled_to_coefficients, gaia_magnitudes
 from .xp import XPContinuous, xp_take
 from fastcore.script import Param
@@ -385,7 +385,7 @@ def write_mock_files(catalogue:MockCatalogue, # from `make_mock_catalogue`
                      chunk_rows:int|None=None, # XP rows per file (None: one file), like the archive's bulk split
                     )->dict:
     "Write XP_CONTINUOUS file(s), a photometry CSV and a labels FITS table; returns their paths."
-    d = Path(directory); d.mkdir(parents=True, exist_ok=True)
+    d = check_output(directory, 'output folder', kind='dir'); d.mkdir(parents=True, exist_ok=True)
     n, step = len(catalogue), chunk_rows or len(catalogue) or 1
     xp_paths = [write_xp_continuous(xp_take(catalogue.xp, slice(i, i + step)),
                                     d/f'XP_CONTINUOUS_mock_{i // step:04d}.{xp_format}', xp_format, seed=i)

@@ -4,11 +4,12 @@
 
 # %% auto #0
 __all__ = ['RUN_FILES', 'SHIPPED_MODELS', 'shipped_models', 'run_dir', 'ensemble_members', 'RunInfo', 'save_run', 'load_run',
-           'load_weights', 'build_model', 'Checkpoint', 'load_checkpoint', 'NonFiniteLossError', 'StopOnNonFiniteLoss',
-           'check_finite_fit']
+           'load_weights', 'build_model', 'Checkpoint', 'content_digest', 'load_checkpoint', 'NonFiniteLossError',
+           'StopOnNonFiniteLoss', 'check_finite_fit']
 
 # %% ../nbs/09a_runs.ipynb #a9b0c1d3
 import dataclasses
+import hashlib
 import json
 import random
 from pathlib import Path
@@ -181,15 +182,35 @@ class Checkpoint(Callback):
         self.file.parent.mkdir(parents=True, exist_ok=True)
         state = {'model': self.learn.model.state_dict(), 'opt': _plain(self.learn.opt.state_dict()),
                  'epoch': self.epoch + 1, 'n_epoch': self.n_epoch, 'rng': _plain(_rng_state())}
+        state['digest'] = content_digest(state)   # inside the file: a checkpoint and its checksum are renamed together
         tmp = self.file.with_suffix('.tmp'); torch.save(state, tmp); tmp.replace(self.file)
+
+def content_digest(obj)->str:
+    "SHA-256 of everything in a (nested) checkpoint but its 'digest': tensor bytes, numbers and names, in order."
+    h = hashlib.sha256()
+    def walk(o):
+        if isinstance(o, dict):
+            for k, v in o.items():
+                if k != 'digest': h.update(repr(k).encode()); walk(v)
+        elif isinstance(o, (list, tuple)):
+            for v in o: walk(v)
+        elif isinstance(o, torch.Tensor):
+            t = o.detach().cpu().contiguous().reshape(-1)
+            h.update(str(t.dtype).encode()); h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b'')
+        else: h.update(repr(o).encode())
+    walk(obj)
+    return h.hexdigest()
 
 def load_checkpoint(learn:Learner, path)->int:
     "Restore a `Checkpoint` into `learn`; returns the number of completed epochs."
     file = Path(path)/'checkpoints'/'last.pth'
     if not file.exists(): raise FileNotFoundError(f'no checkpoint to resume from: {file} does not exist')
-    try: state = torch.load(file, map_location=learn.dls.device, weights_only=True)
+    try: state = torch.load(file, map_location='cpu', weights_only=True)
     except Exception as e:
         raise InputError(file, f'damaged checkpoint ({type(e).__name__}); delete it to start the run afresh') from None
+    if 'digest' in state and content_digest(state) != state['digest']:
+        raise InputError(file, 'damaged checkpoint: its content does not match the checksum saved with it (overwritten on disk); '
+                               'delete it to start the run afresh')
     learn.model.load_state_dict(state['model'])
     if learn.opt is None: learn.create_opt()
     learn.opt.load_state_dict(state['opt'])
