@@ -48,7 +48,7 @@ def report_markdown(metrics:dict, # from `msa.evaluate.compute_metrics`
               '', f"Compared on the {m['compared']:,} stars that every model predicted and that have a truth.",
               '', '## Accuracy and calibration', '', 'bias = median(prediction − truth); σ_MAD = 1.4826 × MAD; cov = fraction of true values inside the interval.',
               '', _markdown_table(_summary_table(frame))]
-    for by, title in (('g', 'G magnitude'), ('teff', 'true Teff')):
+    for by, title in (('g', 'G magnitude'), ('teff', 'true Teff'), ('fe_h', 'true [Fe/H]')):
         if by not in metrics['bins']: continue
         lines += ['', f'## In bins of {title}']
         for l in metrics['labels']: lines += ['', f'### {l}', '', _markdown_table(_binned_table(frame, by, l))]

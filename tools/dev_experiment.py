@@ -8,8 +8,9 @@
 The held-out stars (the store's validation split, 20 %) are left out altogether. The training stars
 are split again by a hash with salt `dev`: 80 % train, 20 % are scored (`OUT/dev.h5`, built once).
 The recipe (`msa demo`'s configuration, the `small` preset) is pretrained once on the development
-store (`OUT/pretrain`) and each experiment fine-tunes one model from it with the overrides given
-(`section.key=value`, YAML values), then scores the scored stars twice: with all inputs, and with
+store (`OUT/pretrain`; overrides of `model.*` or `pretrain.*` get a pretraining run of their own)
+and each experiment fine-tunes one model from it with the overrides given (`section.key=value`,
+YAML values), then scores the scored stars twice: with all inputs, and with
 the XP block hidden (the faint-star mode, `--no_xp`). One row per mode is appended to
 `OUT/results.csv`: σ_MAD and the 16–84 % coverage of each label, and the wall time.
 """
@@ -61,12 +62,14 @@ def main():
     a = ap.parse_args()
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     dev = dev_store(Path(a.store), out/'dev.h5')
-    base = demo_config()
-    if not (out/'pretrain'/'model.json').exists(): fit_run(pretrain_learner(dev, out/'pretrain', base), progress=False)
-    cfg = with_overrides(base, a.overrides + [f'finetune.seed={a.seed}'])
+    cfg = with_overrides(demo_config(), a.overrides + [f'finetune.seed={a.seed}'])
+    # overrides of the network or of pretraining need their own pretraining run; the others share the recipe's
+    own = [o for o in a.overrides if o.startswith(('model.', 'pretrain.'))]
+    pre = out/('pretrain' if not own else 'pretrain_' + '_'.join(o.replace('=', '-').replace('.', '-') for o in own))
+    if not (pre/'model.json').exists(): fit_run(pretrain_learner(dev, pre, cfg), progress=False)
     t0 = time.time()
     labels = tuple(l for l in cfg.data.labels if l in open_store(dev).label_names)
-    fit_run(finetune_learner(dev, out/a.name, labels, out/'pretrain', cfg), progress=False)
+    fit_run(finetune_learner(dev, out/a.name, labels, pre, cfg), progress=False)
     t = time.time() - t0
     rows = [{'name': a.name, 'overrides': ' '.join(a.overrides), 'seed': a.seed, 'mode': mode, 'finetune_s': round(t),
              **score(out/a.name, dev, out/f'{a.name}_{mode}.parquet', mode == 'no_xp')} for mode in ('all', 'no_xp')]
