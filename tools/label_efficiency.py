@@ -10,9 +10,9 @@ keep theirs. Three models are trained on those n labels:
   training star of the carve, labelled or not;
 - `scratch`: the same network and fine-tuning, from random weights;
 - `mlp`: the plain MLP baseline (`msa.baselines.mlp_baseline`).
-With few labels an epoch is a few batches, so the epochs grow as the labels shrink (the same number
-of steps as 60 epochs of 1,000 labels at least; at most 400 epochs); validation runs only after the
-last epoch. One row per run is appended to `OUT/label_efficiency.csv`: σ_MAD and 16–84 % coverage.
+With few labels an epoch is a few batches, so the epochs grow as the labels shrink (msa: as many
+steps as 60 epochs of 1,000 labels, 60 to 400 epochs, validation only after the last; the MLP,
+which validates every epoch: 30 to 120 epochs). Runs already in the results file are skipped. One row per run is appended to `OUT/label_efficiency.csv`: σ_MAD and 16–84 % coverage.
 """
 import argparse, dataclasses, shutil, time
 from pathlib import Path
@@ -27,6 +27,7 @@ from msa.demo import demo_config
 from msa.evaluate import compute_metrics, metrics_frame, read_predictions, read_truth
 from msa.learner import fit_run, finetune_learner
 from msa.predict import predict_store
+from dev_experiment import with_overrides
 
 class LastValidationOnly(Callback):
     "Skip validation but after the last epoch (the scores come from the catalogue, not from fastai's log)."
@@ -55,22 +56,27 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('out'); ap.add_argument('--sizes', default='250,1000,4000'); ap.add_argument('--seeds', default='0,1,2')
     ap.add_argument('--methods', default='pretrained,scratch,mlp')
+    ap.add_argument('--pretrained', default=None, help='the pretraining run (default: OUT/pretrain)')
+    ap.add_argument('--set', nargs='*', default=[], help='config overrides section.key=value (the network must match the pretraining run)')
     a = ap.parse_args()
-    out = Path(a.out); dev = out/'dev.h5'; cfg = demo_config()
+    out = Path(a.out); dev = out/'dev.h5'; cfg = with_overrides(demo_config(), a.set)
+    pretrained = Path(a.pretrained) if a.pretrained else out/'pretrain'
     with h5py.File(dev, 'r') as h: n_all = int(((h['split'][:] == 0) & np.isfinite(h['labels'][:]).any(1)).sum())
     res = out/'label_efficiency.csv'
+    done = set(map(tuple, pd.read_csv(res)[['n_labels', 'seed', 'method']].astype(str).to_numpy())) if res.exists() else set()
     for n in [int(x) for x in a.sizes.split(',')]:
         epochs = int(np.clip(round(60 * 1000 / min(n, n_all)), 60, 400)) if n < n_all else cfg.finetune.epochs
         for s in [int(x) for x in a.seeds.split(',')]:
             store = labelled_store(dev, out/f'labels_{n}_{s}.h5', n, s)
             for method in a.methods.split(','):
+                if (str(n), str(s), method) in done: continue   # a run recorded already (the script resumes)
                 t0 = time.time()
                 if method == 'mlp':
-                    pred = mlp_baseline(store, cfg.data.labels[:4], epochs=int(np.clip(round(30 * n_all / min(n, n_all)), 30, 400)), seed=s)
+                    pred = mlp_baseline(store, cfg.data.labels[:4], epochs=int(np.clip(round(30 * 1000 / min(n, n_all)), 30, 120)), seed=s)
                 else:
                     c = dataclasses.replace(cfg, finetune=dataclasses.replace(cfg.finetune, seed=s, epochs=epochs))
                     run = out/'label_runs'/f'{method}_{n}_{s}'
-                    learn = finetune_learner(store, run, cfg.data.labels[:4], out/'pretrain' if method == 'pretrained' else None, c)
+                    learn = finetune_learner(store, run, cfg.data.labels[:4], pretrained if method == 'pretrained' else None, c)
                     learn.add_cb(LastValidationOnly())
                     fit_run(learn, progress=False)
                     predict_store(run, store, run/'dev.parquet', progress=False)
