@@ -370,8 +370,8 @@ def predict_files(predictor, # a `Predictor` or a run directory
         try: r = build_store(files, store, photometry=photometry or (), config=data, progress=progress, resume=False, verbose=False)
         finally:
             if Path(f'{store}.rejects.csv').exists(): shutil.copyfile(f'{store}.rejects.csv', rejects)   # the reasons, kept
-        if progress: print(f'read {r.n_rows:,} stars from {len(files)} file(s)' + (f'; {sum(r.rejected.values()):,} rejected, '
-                           f'each with its reason in {rejects}' if r.rejected else ''))
+        if progress: print(f'read {r.n_rows:,} stars from {len(files)} XP file(s) and {len(photometry or ())} photometry table(s)'
+                           + (f'; {sum(r.rejected.values()):,} rejected, each with its reason in {rejects}' if r.rejected else ''))
         with open_store(store) as st:
             if msg := schema_mismatch(st.columns, predictor.schema.columns):
                 raise InputError(files[0] if files else photometry[0], msg + _XP_HINT.get(predictor.schema.xp_kind, ''))
@@ -403,8 +403,10 @@ def predict(model:Param('trained run directory (or its model.pth)', str, require
     if (suffix := Path(out).suffix.lower()) not in CATALOGUE_WRITERS:
         raise InputError(out, f'unknown catalogue format {suffix!r}: name it .fits, .parquet or .h5')
     p = load_predictor(model, device)
+    hide = tuple(h.strip() for h in hide.split(',')) if isinstance(hide, str) else tuple(hide or ())
+    columns_named(p.schema, hide)   # a name that is not one of the model's inputs: an error before any work
     kw = dict(batch_size=batch_size, no_xp=no_xp, xp_only=xp_only, embeddings=embeddings, shard=shard, progress=not quiet,
-              hide=tuple(h.strip() for h in hide.split(',')) if isinstance(hide, str) else tuple(hide or ()))
+              hide=hide)
     if len(inputs) == 1 and is_store(inputs[0]):
         if photometry: raise ValueError('--photometry is for archive-file input; a store already holds its photometry')
         report = predict_store(p, inputs[0], out, **kw)
