@@ -15,7 +15,8 @@ from .baselines import gbt_baseline, mlp_baseline
 from .evaluate import evaluate, metrics_frame
 from .learner import finetune_ensemble, fit_run, pretrain_learner
 from .mock import make_mock_catalogue, write_mock_files
-from .predict import predict_store
+from .predict import fit_outliers, predict_store
+from .reconstruction import reconstruction_section
 from .store import build_store, open_store
 
 # %% ../nbs/14_demo.ipynb #459f1109
@@ -81,12 +82,14 @@ def run_demo(data:str='apogee', out='runs/demo', quick:bool=False, device=None, 
     fit_run(pretrain_learner(store, out/'pretrain', cfg, device), progress=progress)
     seeds = tuple(range(members))
     finetune_ensemble(store, out/'finetune', labels, out/'pretrain', cfg, seeds, device, progress=progress)
+    fit_outliers(out/'finetune', store)   # the training stars' latent reference: outlier scores in the catalogue
     predict_store(out/'finetune', store, out/'catalogue.fits', progress=progress)
     others = missing_inputs(out/'finetune', store, out/'missing_inputs')
     others |= run_ablations(store, out, cfg, labels, quick, device, progress, seeds) if ablations else {}
     others['mlp'] = mlp_baseline(store, labels, epochs=3 if quick else 30, width=64 if quick else 512, progress=progress)
     others['gbt'] = gbt_baseline(store, labels, max_iter=20 if quick else 100, max_train=5000 if quick else 50_000)
-    metrics = evaluate(out/'catalogue.fits', store, out/'report', labels=labels, others=others)
+    sections = {'XP reconstruction': reconstruction_section(out/'pretrain', store, out/'report')}
+    metrics = evaluate(out/'catalogue.fits', store, out/'report', labels=labels, others=others, sections=sections)
     table = _summary(metrics)
     print(f'\nmsa demo ({data}{", quick" if quick else ""}): held-out stars, {time.time() - t0:.0f} s in all')
     print(table.to_string(index=False, float_format=lambda v: f'{v:.4g}'))

@@ -301,10 +301,14 @@ def finetune(store:Param('the msa store (.h5) with labels', str, required=True)=
     else: cfg = load_run(pretrained).config
     if linear_probe: cfg = dataclasses.replace(cfg, finetune=dataclasses.replace(cfg.finetune, linear_probe=True))
     labels = tuple(l.strip() for l in labels.split(',')) if labels else None
+    from msa.predict import fit_outliers   # predict builds on this module: imported when used
     if seeds:
-        return finetune_ensemble(store, out, labels, pretrained, cfg, tuple(int(s) for s in seeds.split(',')),
-                                 device, epochs, resume)
-    learn = finetune_learner(store, out, labels, pretrained, cfg, device)
-    fit_run(learn, epochs, resume=resume)
-    print(f'model written to {Path(out)/"model.pth"}')
-    return learn
+        learners = finetune_ensemble(store, out, labels, pretrained, cfg, tuple(int(s) for s in seeds.split(',')),
+                                     device, epochs, resume)
+    else:
+        learners = finetune_learner(store, out, labels, pretrained, cfg, device)
+        fit_run(learners, epochs, resume=resume)
+    if is_main_process():
+        fit_outliers(out, store)
+        print(f'model written to {out}; its training stars ranked for outlier scores in {Path(out)/"outliers.npz"}')
+    return learners

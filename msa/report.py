@@ -39,6 +39,7 @@ def report_markdown(metrics:dict, # from `msa.evaluate.compute_metrics`
                     frame:pd.DataFrame, # from `msa.evaluate.metrics_frame`
                     figures:dict, # {kind: PNG file name}, from `msa.evaluate.evaluation_figures`
                     sources:dict|None=None, # {role: file} of the inputs, listed at the top
+                    sections:dict|None=None, # more sections before the figures, {title: Markdown}
                    )->str:
     "The evaluation report as Markdown: star counts, comparison table per label, binned tables, figures."
     m = metrics['matching']
@@ -52,6 +53,14 @@ def report_markdown(metrics:dict, # from `msa.evaluate.compute_metrics`
         if by not in metrics['bins']: continue
         lines += ['', f'## In bins of {title}']
         for l in metrics['labels']: lines += ['', f'### {l}', '', _markdown_table(_binned_table(frame, by, l))]
+    if outliers := metrics.get('outliers'):
+        rows = [{'model': n, '|ΔTeff| >': f'{t} K', 'stars': o['n'], 'catastrophic': v['n_catastrophic'], 'base rate': v['base_rate'],
+                 'average precision': v['average_precision'], 'flagged': o['flagged'], 'flag precision': v['flag_precision'],
+                 'flag recall': v['flag_recall']} for n, o in outliers.items() for t, v in o['teff'].items()]
+        lines += ['', '## Outlier flag', '', 'How well `outlier_score` finds the stars whose Teff is catastrophically wrong: '
+                  'average precision (chance: the base rate), and the precision and recall of `flag_outlier` '
+                  '(`outlier_score` ≥ 98).', '', _markdown_table(pd.DataFrame(rows))]
+    for title, text in (sections or {}).items(): lines += ['', f'## {title}', '', text.strip()]
     lines += ['', '## Figures']
     lines += [f'\n### {k.replace("_", " ")}\n\n![{k}]({f})' for k, f in figures.items()]
     return '\n'.join(lines) + '\n'
