@@ -12,28 +12,34 @@ from fastai.callback.core import Callback
 from fastcore.basics import store_attr
 from fastcore.meta import delegates
 
-from .core import ColumnSchema, PretrainConfig, FinetuneConfig
+from .core import ColumnSchema, PretrainConfig, FinetuneConfig, columns_named
 
 # %% ../nbs/09_callbacks.ipynb #8cf0eb83
-def column_roles(schema:ColumnSchema)->dict[str, np.ndarray]:
-    "Boolean masks over `schema.columns`: 'xp' (hidden as a block), 'feature' (hidden one by one), 'always' (labels)."
+def column_roles(schema:ColumnSchema, groups=())->dict[str, np.ndarray]:
+    "Boolean masks over `schema.columns`: 'xp' (hidden as a block), 'feature' (hidden one by one), 'always' (labels), 'groups' (G, F): named blocks."
     always = np.array([c in schema.label_columns() for c in schema.columns])
     rec = schema.reconstructed_mask()
     xp = schema.group_mask('xp') & rec & ~always
-    return {'xp': xp, 'feature': rec & ~schema.group_mask('xp') & ~always, 'always': always}
+    blocks = np.array([columns_named(schema, g.split('+')) & ~always for g in groups], bool).reshape(len(groups), len(schema.columns))
+    return {'xp': xp, 'feature': rec & ~schema.group_mask('xp') & ~always, 'always': always, 'groups': blocks}
 
 # %% ../nbs/09_callbacks.ipynb #a93d97ce
 def draw_hidden(n:int,                  # rows in the batch
                 roles:dict,             # `column_roles` of the schema, as torch booleans on `device`
                 mask_ratio_xp:float,    # probability of hiding a row's whole XP block
                 mask_ratio_features:float, # probability of hiding each other reconstructable feature
-                device=None, generator:torch.Generator|None=None)->torch.Tensor:
+                device=None, generator:torch.Generator|None=None,
+                mask_ratio_groups:float=0.0, # probability of hiding each block of `roles['groups']`
+               )->torch.Tensor:
     "(n, F) booleans: positions hidden from the encoder."
     hidden = roles['always'].expand(n, -1)   # a ratio of 0 draws nothing (fine-tuning without masks)
     if mask_ratio_xp > 0:
         hidden = hidden | ((torch.rand(n, 1, device=device, generator=generator) < mask_ratio_xp) & roles['xp'])
     if mask_ratio_features > 0:
         hidden = hidden | ((torch.rand(n, len(roles['xp']), device=device, generator=generator) < mask_ratio_features) & roles['feature'])
+    if mask_ratio_groups > 0 and len(g := roles.get('groups', ())):
+        drawn = torch.rand(n, len(g), device=device, generator=generator) < mask_ratio_groups
+        hidden = hidden | ((drawn.float() @ g.float()) > 0)
     return hidden
 
 # %% ../nbs/09_callbacks.ipynb #3de5e0c6
@@ -48,12 +54,14 @@ class MaskingCallback(Callback):
                  task:str='pretrain',        # 'pretrain', 'finetune' or 'multitask': which targets go into `learn.yb`
                  mask_valid:bool=True,       # also mask (reproducibly) outside training
                  valid_seed:int=0,           # seed of the validation masks
+                 mask_groups=(),             # named blocks of inputs (`columns_named`) hidden whole
+                 mask_ratio_groups:float=0.0, # probability of hiding each block in a row
                 ):
-        for name, v in (('mask_ratio_xp', mask_ratio_xp), ('mask_ratio_features', mask_ratio_features)):
+        for name, v in (('mask_ratio_xp', mask_ratio_xp), ('mask_ratio_features', mask_ratio_features), ('mask_ratio_groups', mask_ratio_groups)):
             if not 0 <= v <= 1: raise ValueError(f'{name}={v} must lie in [0, 1]')
         if task not in self.TASKS: raise ValueError(f'{task=} is not one of {self.TASKS}')
-        store_attr('schema,mask_ratio_xp,mask_ratio_features,task,mask_valid,valid_seed')
-        self.roles = {k: torch.as_tensor(v) for k, v in column_roles(schema).items()}
+        store_attr('schema,mask_ratio_xp,mask_ratio_features,task,mask_valid,valid_seed,mask_groups,mask_ratio_groups')
+        self.roles = {k: torch.as_tensor(v) for k, v in column_roles(schema, tuple(mask_groups)).items()}
         self.reconstructed = torch.as_tensor(np.flatnonzero(schema.reconstructed_mask()))
         self._valid_generator = None
 
@@ -63,7 +71,8 @@ class MaskingCallback(Callback):
         "Ratios and task from a pretraining or fine-tuning config (multitask when `multitask_weight > 0`)."
         if isinstance(config, PretrainConfig): task = 'pretrain'
         else: task = 'multitask' if config.multitask_weight > 0 else 'finetune'
-        return cls(schema, config.mask_ratio_xp, config.mask_ratio_features, task=task, **kwargs)
+        groups = dict(mask_groups=config.mask_groups, mask_ratio_groups=config.mask_ratio_groups) if isinstance(config, FinetuneConfig) else {}
+        return cls(schema, config.mask_ratio_xp, config.mask_ratio_features, task=task, **groups, **kwargs)
 
     def before_validate(self): self._valid_generator = None   # re-seeded on the first validation batch
 
@@ -71,11 +80,13 @@ class MaskingCallback(Callback):
         if self.roles['xp'].device != x.device:
             self.roles = {k: v.to(x.device) for k, v in self.roles.items()}
             self.reconstructed = self.reconstructed.to(x.device)
-        if self.training: return draw_hidden(len(x), self.roles, self.mask_ratio_xp, self.mask_ratio_features, x.device)
+        if self.training: return draw_hidden(len(x), self.roles, self.mask_ratio_xp, self.mask_ratio_features, x.device,
+                                             mask_ratio_groups=self.mask_ratio_groups)
         if not self.mask_valid: return draw_hidden(len(x), self.roles, 0., 0., x.device)
         if self._valid_generator is None:
             self._valid_generator = torch.Generator(device=x.device).manual_seed(self.valid_seed)
-        return draw_hidden(len(x), self.roles, self.mask_ratio_xp, self.mask_ratio_features, x.device, self._valid_generator)
+        return draw_hidden(len(x), self.roles, self.mask_ratio_xp, self.mask_ratio_features, x.device, self._valid_generator,
+                           self.mask_ratio_groups)
 
     def before_batch(self):
         x, x_err, *clean = self.xb

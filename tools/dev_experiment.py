@@ -10,8 +10,8 @@ are split again by a hash with salt `dev`: 80 % train, 20 % are scored (`OUT/dev
 The recipe (`msa demo`'s configuration, the `small` preset) is pretrained once on the development
 store (`OUT/pretrain`; overrides of `model.*` or `pretrain.*` get a pretraining run of their own)
 and each experiment fine-tunes one model from it with the overrides given (`section.key=value`,
-YAML values), then scores the scored stars twice: with all inputs, and with
-the XP block hidden (the faint-star mode, `--no_xp`). One row per mode is appended to
+YAML values), then scores the scored stars four times: with all inputs, with
+the XP block hidden (the faint-star mode, `--no_xp`), with 2MASS hidden and with BP hidden. One row per mode is appended to
 `OUT/results.csv`: σ_MAD and the 16–84 % coverage of each label, and the wall time.
 """
 import argparse, dataclasses, json, sys, time
@@ -19,9 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from msa.core import RunConfig
 from msa.demo import demo_config
 from msa.evaluate import compute_metrics, metrics_frame, read_predictions, read_truth
 from msa.learner import fit_run, finetune_learner, pretrain_learner
@@ -41,16 +39,10 @@ def dev_store(store:Path, out:Path)->Path:
             w.append(sid[keep], v[keep], e[keep], y[keep], ye[keep], file=str(store))
     return out
 
-def with_overrides(cfg:RunConfig, overrides:list[str])->RunConfig:
-    "`cfg` with `section.key=value` overrides (values read as YAML), checked like a config file."
-    d = cfg.to_dict()
-    for o in overrides:
-        key, value = o.split('=', 1); section, name = key.split('.')
-        d[section][name] = yaml.safe_load(value)
-    return RunConfig.from_dict(d, source='overrides')
+MODES = {'all': {}, 'no_xp': dict(no_xp=True), 'no_2mass': dict(hide=('2mass',)), 'no_bp': dict(hide=('xp_bp', 'bp'))}
 
-def score(run:Path, store:Path, out:Path, no_xp:bool)->dict:
-    predict_store(run, store, out, no_xp=no_xp, progress=False)
+def score(run:Path, store:Path, out:Path, mode:str)->dict:
+    predict_store(run, store, out, progress=False, **MODES[mode])
     f = metrics_frame(compute_metrics({'m': read_predictions(out)}, read_truth(store))).query("by == 'all'").set_index('label')
     return {**{f'{l}': round(float(f.loc[l, 'sigma_mad']), 5) for l in f.index},
             **{f'cov_{l}': round(float(f.loc[l, 'coverage_0.16-0.84']), 3) for l in f.index}}
@@ -62,7 +54,7 @@ def main():
     a = ap.parse_args()
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     dev = dev_store(Path(a.store), out/'dev.h5')
-    cfg = with_overrides(demo_config(), a.overrides + [f'finetune.seed={a.seed}'])
+    cfg = demo_config().with_overrides(a.overrides + [f'finetune.seed={a.seed}'])
     # overrides of the network or of pretraining need their own pretraining run; the others share the recipe's
     own = [o for o in a.overrides if o.startswith(('model.', 'pretrain.'))]
     pre = out/('pretrain' if not own else 'pretrain_' + '_'.join(o.replace('=', '-').replace('.', '-') for o in own))
@@ -72,7 +64,7 @@ def main():
     fit_run(finetune_learner(dev, out/a.name, labels, pre, cfg), progress=False)
     t = time.time() - t0
     rows = [{'name': a.name, 'overrides': ' '.join(a.overrides), 'seed': a.seed, 'mode': mode, 'finetune_s': round(t),
-             **score(out/a.name, dev, out/f'{a.name}_{mode}.parquet', mode == 'no_xp')} for mode in ('all', 'no_xp')]
+             **score(out/a.name, dev, out/f'{a.name}_{mode}.parquet', mode)} for mode in MODES]
     res = out/'results.csv'
     pd.DataFrame(rows).to_csv(res, mode='a', header=not res.exists(), index=False)
     print(pd.DataFrame(rows).to_string(index=False))

@@ -12,7 +12,7 @@ keep theirs. Three models are trained on those n labels:
 - `mlp`: the plain MLP baseline (`msa.baselines.mlp_baseline`).
 With few labels an epoch is a few batches, so the epochs grow as the labels shrink: as many steps
 as 60 epochs of 1,000 labels, 60 to 400 epochs (msa validates only after the last one), the same
-number of epochs for the MLP, and 30 for it at full labels as in `msa demo`. Runs already in the results file are skipped. One row per run is appended to `OUT/label_efficiency.csv`: σ_MAD and 16–84 % coverage.
+number of epochs for the MLP, and 30 for it at full labels as in `msa demo`. Runs already in the results file are skipped. `--tag` names a variant (`--set` overrides, another `--pretrained` run). One row per run is appended to `OUT/label_efficiency.csv`: σ_MAD and 16–84 % coverage.
 """
 import argparse, dataclasses, shutil, time
 from pathlib import Path
@@ -27,7 +27,6 @@ from msa.demo import demo_config
 from msa.evaluate import compute_metrics, metrics_frame, read_predictions, read_truth
 from msa.learner import fit_run, finetune_learner
 from msa.predict import predict_store
-from dev_experiment import with_overrides
 
 class LastValidationOnly(Callback):
     "Skip validation but after the last epoch (the scores come from the catalogue, not from fastai's log)."
@@ -58,8 +57,9 @@ def main():
     ap.add_argument('--methods', default='pretrained,scratch,mlp')
     ap.add_argument('--pretrained', default=None, help='the pretraining run (default: OUT/pretrain)')
     ap.add_argument('--set', nargs='*', default=[], help='config overrides section.key=value (the network must match the pretraining run)')
+    ap.add_argument('--tag', default='', help="appended to the method's name in the results, for a variant (e.g. '+multitask')")
     a = ap.parse_args()
-    out = Path(a.out); dev = out/'dev.h5'; cfg = with_overrides(demo_config(), a.set)
+    out = Path(a.out); dev = out/'dev.h5'; cfg = demo_config().with_overrides(a.set)
     pretrained = Path(a.pretrained) if a.pretrained else out/'pretrain'
     with h5py.File(dev, 'r') as h: n_all = int(((h['split'][:] == 0) & np.isfinite(h['labels'][:]).any(1)).sum())
     res = out/'label_efficiency.csv'
@@ -69,20 +69,21 @@ def main():
         for s in [int(x) for x in a.seeds.split(',')]:
             store = labelled_store(dev, out/f'labels_{n}_{s}.h5', n, s)
             for method in a.methods.split(','):
-                if (str(n), str(s), method) in done: continue   # a run recorded already (the script resumes)
+                name = method + a.tag
+                if (str(n), str(s), name) in done: continue   # a run recorded already (the script resumes)
                 t0 = time.time()
                 if method == 'mlp':
                     mlp_epochs = epochs if n < n_all else 30   # as many passes as the msa models (30 at full labels, as in the demo)
                     pred = mlp_baseline(store, cfg.data.labels[:4], epochs=mlp_epochs, seed=s)
                 else:
                     c = dataclasses.replace(cfg, finetune=dataclasses.replace(cfg.finetune, seed=s, epochs=epochs))
-                    run = out/'label_runs'/f'{method}_{n}_{s}'
+                    run = out/'label_runs'/f'{name}_{n}_{s}'
                     learn = finetune_learner(store, run, cfg.data.labels[:4], pretrained if method == 'pretrained' else None, c)
                     learn.add_cb(LastValidationOnly())
                     fit_run(learn, progress=False)
                     predict_store(run, store, run/'dev.parquet', progress=False)
                     pred = read_predictions(run/'dev.parquet')
-                row = {'n_labels': n, 'seed': s, 'method': method, 'epochs': mlp_epochs if method == 'mlp' else epochs, 'seconds': round(time.time() - t0), **scores(pred, store)}
+                row = {'n_labels': n, 'seed': s, 'method': name, 'epochs': mlp_epochs if method == 'mlp' else epochs, 'seconds': round(time.time() - t0), **scores(pred, store)}
                 pd.DataFrame([row]).to_csv(res, mode='a', header=not res.exists(), index=False)
                 print(row, flush=True)
 
