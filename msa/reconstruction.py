@@ -11,6 +11,7 @@ __all__ = ['RECONSTRUCTION_G_EDGES', 'XPReconstruction', 'xp_to_flux', 'reconstr
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import torch
 
 from .core import XP_SAMPLED_WAVELENGTHS
@@ -112,7 +113,7 @@ def xp_flux_errors(errors:np.ndarray, # (n, K) XP errors in physical units, as t
 @dataclasses.dataclass
 class ReconstructionQuality:
     "χ²/dof of the XP spectra of n stars reconstructed with their XP hidden, and the spectra of two of them."
-    table: 'pd.DataFrame'   # source_id, g (mag), chi2_dof, n_pixels: one row per star
+    table: pd.DataFrame     # source_id, g (mag), chi2_dof, n_pixels: one row per star
     examples: dict          # {'typical'|'worst': dict(source_id, g, chi2_dof, wavelength, observed, reconstructed, error)}
 
 def reconstruction_quality(model,          # a `Predictor` or run directory (pretraining run, or fine-tuned with its pretraining run)
@@ -122,7 +123,6 @@ def reconstruction_quality(model,          # a `Predictor` or run directory (pre
                            batch_size:int=8192,
                           )->ReconstructionQuality:
     "Reconstruct the XP spectra of a store's stars from their other inputs and measure χ²/dof in wavelength space."
-    import pandas as pd
     from msa.predict import Predictor, column_map, map_columns, scaled_inputs
     from msa.store import open_store
     model = model if isinstance(model, Predictor) else load_predictor(model, 'cpu')
@@ -160,9 +160,8 @@ def reconstruction_quality(model,          # a `Predictor` or run directory (pre
 # %% ../nbs/11b_reconstruction.ipynb #7ec0a003
 RECONSTRUCTION_G_EDGES = (6, 10, 12, 13, 14, 15, 16, 17, 17.65, 21)   # the evaluation's G bins
 
-def reconstruction_table(q:ReconstructionQuality, g_edges=RECONSTRUCTION_G_EDGES)->'pd.DataFrame':
+def reconstruction_table(q:ReconstructionQuality, g_edges=RECONSTRUCTION_G_EDGES)->pd.DataFrame:
     "χ²/dof in bins of G: stars, median and 16/84 % percentiles."
-    import pandas as pd
     t = q.table[np.isfinite(q.table.chi2_dof)]
     rows = []
     for lo, hi in zip(g_edges[:-1], g_edges[1:]):

@@ -54,7 +54,7 @@ def report_markdown(metrics:dict, # from `msa.evaluate.compute_metrics`
         lines += ['', f'## In bins of {title}']
         for l in metrics['labels']: lines += ['', f'### {l}', '', _markdown_table(_binned_table(frame, by, l))]
     if outliers := metrics.get('outliers'):
-        rows = [{'model': n, '|ΔTeff| >': f'{t} K', 'stars': o['n'], 'catastrophic': v['n_catastrophic'], 'base rate': v['base_rate'],
+        rows = [{'model': n, 'ΔTeff beyond': f'{t} K', 'stars': o['n'], 'catastrophic': v['n_catastrophic'], 'base rate': v['base_rate'],
                  'average precision': v['average_precision'], 'flagged': o['flagged'], 'flag precision': v['flag_precision'],
                  'flag recall': v['flag_recall']} for n, o in outliers.items() for t, v in o['teff'].items()]
         lines += ['', '## Outlier flag', '', 'How well `outlier_score` finds the stars whose Teff is catastrophically wrong: '
