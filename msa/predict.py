@@ -56,6 +56,8 @@ class Predictor:
     def d_latent(self)->int: return self.model.encoder.d_latent
     @functools.cached_property
     def model_hidden(self)->np.ndarray: return self.model.encoder.always_hidden.cpu().numpy()   # (F,) columns the model never sees
+    @property
+    def scores_outliers(self)->bool: return self.outliers is not None and self.kind == 'finetune'   # catalogues get the outlier columns
 
     def to(self, device):
         "Move the model to `device` (a name or a `torch.device`)."
@@ -107,7 +109,7 @@ def output_layout(predictor:Predictor, # the loaded run
                           f'{LABEL_NAMES.get(l, l)}: {q * 100:g}th percentile of the prediction') for l in predictor.labels for q in predictor.quantiles]
     cols += [OutputColumn(name, dtype, description=INPUT_FLAGS[name]) for name, dtype in
              (('has_xp', 'bool'), ('has_bp', 'bool'), ('has_rp', 'bool'), ('n_phot', 'int16'), ('has_parallax', 'bool'))]
-    if predictor.outliers is not None and predictor.kind == 'finetune':
+    if predictor.scores_outliers:
         cols += [OutputColumn(name, dtype, description=OUTLIER_COLUMNS[name]) for name, dtype in
                  (('latent_distance', 'float32'), ('outlier_score', 'float32'), ('flag_outlier', 'bool'))]
     return cols + ([OutputColumn('embedding', 'float32', predictor.d_latent, description='latent vector of the encoder')] if embeddings else [])
@@ -203,7 +205,7 @@ def predict_rows(predictor:Predictor, # the loaded run
                  hide=(),             # more inputs to hide (`columns_named`), e.g. ('2mass',)
                 )->dict:
     "Catalogue columns (name → array) of one batch, as `output_layout` lists them."
-    scores = predictor.outliers is not None and predictor.kind == 'finetune'
+    scores = predictor.scores_outliers
     q, z = _forward(predictor, scaled_inputs(predictor, values, no_xp, xp_only, hide), embeddings or scores)
     out = {'source_id': np.asarray(source_id, np.int64)}
     if q is not None:
@@ -313,7 +315,7 @@ def predict_store(predictor, # a `Predictor` or a run directory
     uses_phot, uses_xp = uses('photometry') and not xp_only, uses('xp') and not no_xp
     uses_xp &= predictor.config.finetune.mask_ratio_xp == 0   # a model fine-tuned with XP blocks hidden serves stars without XP
     n_nophot = n_noxp = 0
-    n_flag = 0 if predictor.outliers is not None and predictor.kind == 'finetune' else None
+    n_flag = 0 if predictor.scores_outliers else None
     try:
         with tqdm(total=sel.stop - sel.start, unit='star', unit_scale=True, desc='predict', disable=not progress) as bar:
             for ids, values in _batches(st, sel, batch_size):
@@ -360,7 +362,7 @@ def fit_outliers(predictor, # a fine-tuned `Predictor` or run directory (an ense
     if predictor.kind != 'finetune': raise InputError(predictor.run_dir, 'is a pretraining run: outlier scores need a fine-tuned model')
     st = store if isinstance(store, Store) else open_store(store)
     if msg := schema_mismatch(st.columns, predictor.schema.columns): raise InputError(st.path, msg)
-    values = _training_rows(st, max_stars, seed, batch_size)
+    values, with_teff = _training_rows(st, max_stars, seed, batch_size), 'teff' in predictor.labels
     modes = {}
     for mode in ('xp', 'no_xp'):
         z, w = [], []
@@ -368,9 +370,10 @@ def fit_outliers(predictor, # a fine-tuned `Predictor` or run directory (an ense
             v = values[a:a + batch_size]
             q, zb = _forward(predictor, scaled_inputs(predictor, v, no_xp=mode == 'no_xp'), True)
             keep = input_flags(v, predictor.schema, mode == 'no_xp', False, predictor.model_hidden)['has_xp'] == (mode == 'xp')
-            z.append(zb[keep]); w.append(None if 'teff' not in predictor.labels else relative_teff_width(predictor, physical_quantiles(predictor, q))[keep])
-        modes[mode] = fit_latent_reference(np.concatenate(z), None if w[0] is None else np.concatenate(w))
-    ref = OutlierReference(modes, 'teff' in predictor.labels)
+            z.append(zb[keep])
+            if with_teff: w.append(relative_teff_width(predictor, physical_quantiles(predictor, q))[keep])
+        modes[mode] = fit_latent_reference(np.concatenate(z), np.concatenate(w) if with_teff else None)
+    ref = OutlierReference(modes, with_teff)
     if save: save_outliers(ref, predictor.run_dir)
     return ref
 

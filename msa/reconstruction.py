@@ -116,6 +116,17 @@ class ReconstructionQuality:
     table: pd.DataFrame     # source_id, g (mag), chi2_dof, n_pixels: one row per star
     examples: dict          # {'typical'|'worst': dict(source_id, g, chi2_dof, wavelength, observed, reconstructed, error)}
 
+def _xp_chi2(model, v, e, xp_pos, xp_cols)->tuple:
+    "(wavelength, observed, reconstructed, error, χ²/dof, pixels) of rows `v`, `e` (model columns) with their XP hidden."
+    from msa.predict import scaled_inputs
+    rec = reconstruct_xp(model, scaled_inputs(model, v), hide_xp=True)
+    wl, obs = xp_to_flux(v[:, xp_pos].astype(np.float64), xp_cols)
+    err = xp_flux_errors(e[:, xp_pos], xp_cols)
+    z2 = np.where(err > 0, ((rec.flux - obs) / np.where(err > 0, err, 1)) ** 2, np.nan)
+    n = np.isfinite(z2).sum(1)
+    with np.errstate(invalid='ignore'): chi2 = np.where(n > 0, np.nansum(z2, 1) / np.maximum(n, 1), np.nan)
+    return wl, obs, rec.flux, err, chi2, n
+
 def reconstruction_quality(model,          # a `Predictor` or run directory (pretraining run, or fine-tuned with its pretraining run)
                            store,          # an msa store with XP spectra
                            split:int=1,    # rows of this split (1: validation, the held-out stars)
@@ -123,7 +134,7 @@ def reconstruction_quality(model,          # a `Predictor` or run directory (pre
                            batch_size:int=8192,
                           )->ReconstructionQuality:
     "Reconstruct the XP spectra of a store's stars from their other inputs and measure χ²/dof in wavelength space."
-    from msa.predict import Predictor, column_map, map_columns, scaled_inputs
+    from msa.predict import Predictor, column_map, map_columns
     from msa.store import open_store
     model = model if isinstance(model, Predictor) else load_predictor(model, 'cpu')
     st = open_store(store) if not hasattr(store, 'read') else store
@@ -131,30 +142,24 @@ def reconstruction_quality(model,          # a `Predictor` or run directory (pre
     if not len(rows): raise ValueError(f'{st.path}: no star in split {split} to reconstruct')
     index, xp_cols = column_map(st.columns, model.schema.columns), list(model.schema.xp)
     xp_pos, g_pos = [model.schema.index(c) for c in xp_cols], model.schema.columns.index('g') if 'g' in model.schema.columns else None
-    ids, g, chi2, npix, keep = [], [], [], [], {}
-    for a in range(0, len(rows), batch_size):
-        r = rows[a:a + batch_size]
+    def read(r):   # source_id, values, errors of store rows r (sorted), in the model's columns
         sid, v, e = st.read(slice(r[0], r[-1] + 1), ('source_id', 'values', 'errors'))
-        sel = r - r[0]
-        sid, v, e = sid[sel], map_columns(v[sel], index), map_columns(e[sel], index)
-        rec = reconstruct_xp(model, scaled_inputs(model, v), hide_xp=True)
-        wl, obs = xp_to_flux(v[:, xp_pos].astype(np.float64), xp_cols)
-        err = xp_flux_errors(e[:, xp_pos], xp_cols)
-        z2 = np.where(err > 0, ((rec.flux - obs) / np.where(err > 0, err, 1)) ** 2, np.nan)
-        n = np.isfinite(z2).sum(1)
-        with np.errstate(invalid='ignore'): c = np.where(n > 0, np.nansum(z2, 1) / np.maximum(n, 1), np.nan)
-        ids.append(sid); chi2.append(c); npix.append(n); g.append(v[:, g_pos] if g_pos is not None else np.full(len(v), np.nan))
-        for i in np.flatnonzero(np.isfinite(c)):
-            keep[int(sid[i])] = (wl, obs[i], rec.flux[i], err[i])
-    t = pd.DataFrame({'source_id': np.concatenate(ids), 'g': np.concatenate(g).astype(float), 'chi2_dof': np.concatenate(chi2),
-                      'n_pixels': np.concatenate(npix)})
+        return sid[r - r[0]], map_columns(v[r - r[0]], index), map_columns(e[r - r[0]], index)
+    parts = []
+    for a in range(0, len(rows), batch_size):
+        sid, v, e = read(rows[a:a + batch_size])
+        *_, chi2, n = _xp_chi2(model, v, e, xp_pos, xp_cols)
+        parts.append(pd.DataFrame({'source_id': sid, 'g': v[:, g_pos].astype(float) if g_pos is not None else np.nan,
+                                   'chi2_dof': chi2, 'n_pixels': n}))
+    t = pd.concat(parts, ignore_index=True)
     fin = t[np.isfinite(t.chi2_dof)]
     if not len(fin): raise ValueError(f'{st.path}: no star of split {split} has an XP spectrum with errors to compare')
-    pick = {'typical': (fin.chi2_dof - fin.chi2_dof.median()).abs().idxmin(), 'worst': fin.chi2_dof.idxmax()}
     examples = {}
-    for k, i in pick.items():
-        s = int(t.source_id[i]); wl, o, rc, er = keep[s]
-        examples[k] = dict(source_id=s, g=float(t.g[i]), chi2_dof=float(t.chi2_dof[i]), wavelength=wl, observed=o, reconstructed=rc, error=er)
+    for k, i in {'typical': (fin.chi2_dof - fin.chi2_dof.median()).abs().idxmin(), 'worst': fin.chi2_dof.idxmax()}.items():
+        sid, v, e = read(rows[i:i + 1])   # the two stars drawn: reconstructed again, rather than every spectrum kept
+        wl, obs, rec, err, *_ = _xp_chi2(model, v, e, xp_pos, xp_cols)
+        examples[k] = dict(source_id=int(sid[0]), g=float(t.g[i]), chi2_dof=float(t.chi2_dof[i]), wavelength=wl,
+                           observed=obs[0], reconstructed=rec[0], error=err[0])
     return ReconstructionQuality(t, examples)
 
 # %% ../nbs/11b_reconstruction.ipynb #7ec0a003

@@ -10,6 +10,8 @@ import datetime
 
 import pandas as pd
 
+from .outliers import FLAG_PERCENTILE
+
 # %% ../nbs/12a_report.ipynb #a8f34157
 def _markdown_table(df:pd.DataFrame, # rows to show
                     digits:int=3, # significant digits of floats
@@ -59,7 +61,7 @@ def report_markdown(metrics:dict, # from `msa.evaluate.compute_metrics`
                  'flag recall': v['flag_recall']} for n, o in outliers.items() for t, v in o['teff'].items()]
         lines += ['', '## Outlier flag', '', 'How well `outlier_score` finds the stars whose Teff is catastrophically wrong: '
                   'average precision (chance: the base rate), and the precision and recall of `flag_outlier` '
-                  '(`outlier_score` ≥ 98).', '', _markdown_table(pd.DataFrame(rows))]
+                  f'(`outlier_score` ≥ {FLAG_PERCENTILE:g}).', '', _markdown_table(pd.DataFrame(rows))]
     for title, text in (sections or {}).items(): lines += ['', f'## {title}', '', text.strip()]
     lines += ['', '## Figures']
     lines += [f'\n### {k.replace("_", " ")}\n\n![{k}]({f})' for k, f in figures.items()]
