@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['INPUT_FLAGS', 'OUTLIER_COLUMNS', 'Predictor', 'load_predictor', 'output_layout', 'column_map', 'map_columns',
-           'schema_mismatch', 'input_flags', 'hidden_columns', 'scaled_inputs', 'physical_quantiles',
-           'relative_teff_width', 'predict_rows', 'parse_shard', 'shard_rows', 'PredictReport', 'model_files',
-           'catalogue_meta', 'predict_store', 'check_predictable', 'fit_outliers', 'input_config', 'predict_files',
-           'predict']
+           'schema_mismatch', 'input_flags', 'shown_inputs', 'outlier_modes', 'hidden_columns', 'scaled_inputs',
+           'physical_quantiles', 'relative_teff_width', 'predict_rows', 'parse_shard', 'shard_rows', 'PredictReport',
+           'model_files', 'catalogue_meta', 'predict_store', 'check_predictable', 'fit_outliers', 'input_config',
+           'predict_files', 'predict']
 
 # %% ../nbs/11_predict.ipynb #6a4a66af
 import concurrent.futures
@@ -28,7 +28,7 @@ from fastcore.script import Param
 import msa
 from .core import (ColumnSchema, DataConfig, EmptyResultError, INPUT_SETS, InputError, LABEL_NAMES, LABEL_UNITS, check_input,
                       check_output, columns_named, default_device, file_sha256, quantile_name, xp_band_masks)
-from .outliers import FLAG_PERCENTILE, OutlierReference, fit_latent_reference, load_outliers, save_outliers
+from .outliers import FLAG_PERCENTILE, MODES, OutlierReference, fit_latent_reference, input_modes, load_outliers, save_outliers
 from .runs import RunInfo, build_model, ensemble_members, load_run
 from .store import Store, is_store, open_store
 from .writers import CATALOGUE_WRITERS, OutputColumn, catalogue_writer
@@ -154,13 +154,23 @@ def input_flags(values:np.ndarray, # (n, F) rows in the model's column order, ph
                 hide=(), # more inputs hidden (see `hidden_columns`)
                )->dict:
     "The `INPUT_FLAGS` of each row (counting only inputs the model was shown)."
-    ok = np.isfinite(values) & ~hidden_columns(schema, no_xp, xp_only, hide)
-    if model_hidden is not None: ok &= ~np.asarray(model_hidden, bool)   # e.g. a model fine-tuned with `inputs: xp_only`
+    ok = shown_inputs(values, schema, no_xp, xp_only, model_hidden, hide)
     has_xp = ok[:, schema.group_mask('xp')].any(1) & (not no_xp)
     plx = 'parallax' in schema.columns and 'parallax' not in schema.label_columns()
     has_plx = ok[:, schema.index('parallax')] if plx else np.zeros(len(values), bool)
     bands = {f'has_{b}': ok[:, m].any(1) for b, m in xp_band_masks(schema).items()}
     return {'has_xp': has_xp, **bands, 'n_phot': ok[:, schema.group_mask('photometry')].sum(1).astype(np.int16), 'has_parallax': has_plx}
+
+def shown_inputs(values:np.ndarray, schema:ColumnSchema, no_xp:bool=False, xp_only:bool=False, model_hidden=None, hide=())->np.ndarray:
+    "(n, F) booleans: the inputs of each row the model is shown (finite, and neither hidden nor never seen by the model)."
+    ok = np.isfinite(values) & ~hidden_columns(schema, no_xp, xp_only, hide)
+    if model_hidden is not None: ok &= ~np.asarray(model_hidden, bool)   # e.g. a model fine-tuned with `inputs: xp_only`
+    return ok
+
+def outlier_modes(values:np.ndarray, schema:ColumnSchema, no_xp:bool=False, xp_only:bool=False, model_hidden=None, hide=())->np.ndarray:
+    "(n,) the outlier reference (`msa.outliers.MODES`) each row is ranked in, from the inputs the model is shown."
+    ok, xp = shown_inputs(values, schema, no_xp, xp_only, model_hidden, hide), schema.group_mask('xp')
+    return input_modes(ok[:, xp].any(1), ok[:, ~xp].any(1))
 
 def hidden_columns(schema:ColumnSchema, no_xp:bool=False, xp_only:bool=False, hide=())->np.ndarray:
     "(F,) booleans: the columns hidden from the model by `no_xp` (the XP block), `xp_only` (all the rest) and `hide` (`columns_named`)."
@@ -213,7 +223,9 @@ def predict_rows(predictor:Predictor, # the loaded run
         for i, l in enumerate(predictor.labels):
             for j, p in enumerate(predictor.quantiles): out[quantile_name(l, p)] = q[:, i, j]
     out.update(input_flags(values, predictor.schema, no_xp, xp_only, predictor.model_hidden, hide))
-    if scores: out.update(predictor.outliers.columns(z, relative_teff_width(predictor, q), out['has_xp']))
+    if scores:
+        modes = outlier_modes(values, predictor.schema, no_xp, xp_only, predictor.model_hidden, hide)
+        out.update(predictor.outliers.columns(z, relative_teff_width(predictor, q), modes))
     if embeddings: out['embedding'] = z
     return out
 
@@ -357,19 +369,19 @@ def fit_outliers(predictor, # a fine-tuned `Predictor` or run directory (an ense
                  batch_size:int=65536,
                  save:bool=True, # write `outliers.npz` into the run directory
                 )->OutlierReference:
-    "Fit the outlier reference of a fine-tuned run on its training stars, with their XP and without."
+    "Fit the outlier reference of a fine-tuned run on its training stars: with all inputs, without XP, with XP alone."
     predictor = load_predictor(predictor, 'cpu') if not isinstance(predictor, Predictor) else predictor
     if predictor.kind != 'finetune': raise InputError(predictor.run_dir, 'is a pretraining run: outlier scores need a fine-tuned model')
     st = store if isinstance(store, Store) else open_store(store)
     if msg := schema_mismatch(st.columns, predictor.schema.columns): raise InputError(st.path, msg)
     values, with_teff = _training_rows(st, max_stars, seed, batch_size), 'teff' in predictor.labels
     modes = {}
-    for mode in ('xp', 'no_xp'):
-        z, w = [], []
+    for mode in MODES:
+        z, w, kw = [], [], dict(no_xp=mode == 'no_xp', xp_only=mode == 'xp_only')
         for a in range(0, len(values), batch_size):
             v = values[a:a + batch_size]
-            q, zb = _forward(predictor, scaled_inputs(predictor, v, no_xp=mode == 'no_xp'), True)
-            keep = input_flags(v, predictor.schema, mode == 'no_xp', False, predictor.model_hidden)['has_xp'] == (mode == 'xp')
+            q, zb = _forward(predictor, scaled_inputs(predictor, v, **kw), True)
+            keep = outlier_modes(v, predictor.schema, model_hidden=predictor.model_hidden, **kw) == mode
             z.append(zb[keep])
             if with_teff: w.append(relative_teff_width(predictor, physical_quantiles(predictor, q))[keep])
         modes[mode] = fit_latent_reference(np.concatenate(z), np.concatenate(w) if with_teff else None)
