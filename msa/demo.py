@@ -15,7 +15,7 @@ from .baselines import gbt_baseline, mlp_baseline
 from .evaluate import evaluate, metrics_frame
 from .learner import finetune_ensemble, fit_run, pretrain_learner
 from .mock import make_mock_catalogue, write_mock_files
-from .predict import fit_outliers, predict_store
+from .predict import fit_calibration, fit_outliers, predict_store
 from .reconstruction import reconstruction_section
 from .store import build_store, open_store
 
@@ -82,6 +82,7 @@ def run_demo(data:str='apogee', out='runs/demo', quick:bool=False, device=None, 
     fit_run(pretrain_learner(store, out/'pretrain', cfg, device), progress=progress)
     seeds = tuple(range(members))
     finetune_ensemble(store, out/'finetune', labels, out/'pretrain', cfg, seeds, device, progress=progress)
+    if cfg.finetune.calibration_fraction: fit_calibration(out/'finetune', store)   # intervals per input mode, on stars not trained on
     fit_outliers(out/'finetune', store)   # the training stars' latent reference: outlier scores in the catalogue
     predict_store(out/'finetune', store, out/'catalogue.fits', progress=progress)
     others = missing_inputs(out/'finetune', store, out/'missing_inputs')

@@ -216,7 +216,8 @@ def finetune_learner(store,                    # path of an msa store with label
     if not labels: raise ValueError(f'no labels to fine-tune on: the store {store.path} has labels {list(store.label_names)}')
     check_trainable(store, labels)
     schema = dataclasses.replace(store.schema, labels=labels)
-    dls = make_dataloaders(store, batch_size=f.batch_size, labels=labels, device=device, seed=f.seed)
+    # the calibration stars (`calibration_rows`) are kept out: `msa.predict.fit_calibration` fits the intervals on them
+    dls = make_dataloaders(store, batch_size=f.batch_size, labels=labels, device=device, seed=f.seed, holdout=f.calibration_fraction)
     ae = load_autoencoder(pretrained, schema) if pretrained else MaskedStellarAutoencoder(schema=schema, config=config.model)
     if f.weight_by_label_errors and (miss := missing_label_errors(store, labels)):
         warnings.warn(f'{store.path}: finetune.weight_by_label_errors is on, but training stars have labels without errors '
@@ -231,7 +232,7 @@ def finetune_learner(store,                    # path of an msa store with label
     loss = MultitaskLoss(q, ReconstructionLoss(config.pretrain.loss), f.multitask_weight) if multitask else q
     cbs = ([ErrorNoiseCallback()] if f.noise else []) + [MaskingCallback.from_config(schema, f)]
     run = RunInfo('finetune', config, schema, store.scaler, dls.train.label_scaler, out, str(store.path),
-                  None if pretrained is None else str(pretrained), unseen=unseen)
+                  None if pretrained is None else str(pretrained), unseen=unseen, calibration_holdout=f.calibration_fraction)
     return _learner(dls, model, loss, cbs, run, f.lr, f.weight_decay, f.bf16, f.compile, split=splitter)
 
 # %% ../nbs/10_learner.ipynb #8cc03555
@@ -301,7 +302,7 @@ def finetune(store:Param('the msa store (.h5) with labels', str, required=True)=
     else: cfg = load_run(pretrained).config
     if linear_probe: cfg = dataclasses.replace(cfg, finetune=dataclasses.replace(cfg.finetune, linear_probe=True))
     labels = tuple(l.strip() for l in labels.split(',')) if labels else None
-    from msa.predict import fit_outliers   # predict builds on this module: imported when used
+    from msa.predict import fit_calibration, fit_outliers   # predict builds on this module: imported when used
     if seeds:
         learners = finetune_ensemble(store, out, labels, pretrained, cfg, tuple(int(s) for s in seeds.split(',')),
                                      device, epochs, resume)
@@ -309,6 +310,10 @@ def finetune(store:Param('the msa store (.h5) with labels', str, required=True)=
         learners = finetune_learner(store, out, labels, pretrained, cfg, device)
         fit_run(learners, epochs, resume=resume)
     if is_main_process():
+        if cfg.finetune.calibration_fraction:
+            fit_calibration(out, store)
+            print(f'intervals calibrated per input mode on the {cfg.finetune.calibration_fraction:.0%} of labelled training stars '
+                  f'kept out of fine-tuning: {Path(out)/"calibration.json"}')
         fit_outliers(out, store)
         print(f'model written to {out}; its training stars ranked for outlier scores in {Path(out)/"outliers.npz"}')
     return learners

@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['INPUT_FLAGS', 'OUTLIER_COLUMNS', 'Predictor', 'load_predictor', 'output_layout', 'column_map', 'map_columns',
-           'schema_mismatch', 'input_flags', 'shown_inputs', 'outlier_modes', 'hidden_columns', 'scaled_inputs',
+           'schema_mismatch', 'input_flags', 'shown_inputs', 'row_modes', 'hidden_columns', 'scaled_inputs',
            'physical_quantiles', 'relative_teff_width', 'predict_rows', 'parse_shard', 'shard_rows', 'PredictReport',
-           'model_files', 'catalogue_meta', 'predict_store', 'check_predictable', 'fit_outliers', 'input_config',
-           'predict_files', 'predict']
+           'model_files', 'catalogue_meta', 'predict_store', 'check_predictable', 'fit_outliers', 'fit_calibration',
+           'input_config', 'predict_files', 'predict']
 
 # %% ../nbs/11_predict.ipynb #6a4a66af
 import concurrent.futures
@@ -26,9 +26,11 @@ from fastcore.meta import delegates
 from fastcore.script import Param
 
 import msa
-from .core import (ColumnSchema, DataConfig, EmptyResultError, INPUT_SETS, InputError, LABEL_NAMES, LABEL_UNITS, check_input,
-                      check_output, columns_named, default_device, file_sha256, quantile_name, xp_band_masks)
-from .outliers import FLAG_PERCENTILE, MODES, OutlierReference, fit_latent_reference, input_modes, load_outliers, save_outliers
+from .core import (ColumnSchema, DataConfig, EmptyResultError, INPUT_MODES, INPUT_SETS, InputError, LABEL_NAMES, LABEL_UNITS, check_input,
+                      check_output, columns_named, default_device, file_sha256, input_modes, quantile_name, xp_band_masks)
+from .calibration import MIN_CALIBRATION_STARS, IntervalCalibration, interval_scales, load_calibration, save_calibration
+from .loader import calibration_rows, row_mask
+from .outliers import FLAG_PERCENTILE, OutlierReference, fit_latent_reference, load_outliers, save_outliers
 from .runs import RunInfo, build_model, ensemble_members, load_run
 from .store import Store, is_store, open_store
 from .writers import CATALOGUE_WRITERS, OutputColumn, catalogue_writer
@@ -42,6 +44,7 @@ class Predictor:
     run_dir: Path                 # where it was loaded from (an ensemble: the folder of its members)
     members: tuple = ()           # the other models of an ensemble (same inputs, scalers and labels): quantiles are averaged
     outliers: OutlierReference|None = None  # the training stars' latent reference (`msa.outliers`), if the run has one
+    calibration: IntervalCalibration|None = None  # interval factors per input mode (`msa.calibration`), if the run has them
 
     kind = property(lambda self: self.run.kind)                 # 'finetune' or 'pretrain'
     schema = property(lambda self: self.run.schema)             # input columns; its labels are the predicted ones
@@ -76,17 +79,18 @@ def load_predictor(run_dir, # a run directory (or its model.pth) written by `msa
     "Load a trained run for prediction; a folder of runs `seed_*` (from `finetune --seeds`) loads as an ensemble."
     if members := ensemble_members(run_dir): return _load_ensemble(members, device)
     run = load_run(run_dir)
-    return Predictor(build_model(run), run, run.out, outliers=load_outliers(run.out)).to(device)
+    return Predictor(build_model(run), run, run.out, outliers=load_outliers(run.out), calibration=load_calibration(run.out)).to(device)
 
 def _load_ensemble(runs:list, device=None)->Predictor:
     "The first run as the predictor, the others as its members; all must share inputs, scalers and labels."
     first, *rest = [load_predictor(r, 'cpu') for r in runs]
     for p in rest:
         same = (p.kind == first.kind == 'finetune' and p.schema == first.schema and p.quantiles == first.quantiles
-                and p.scaler.to_dict() == first.scaler.to_dict() and p.label_scaler.to_dict() == first.label_scaler.to_dict())
+                and p.scaler.to_dict() == first.scaler.to_dict() and p.label_scaler.to_dict() == first.label_scaler.to_dict()
+                and p.run.calibration_holdout == first.run.calibration_holdout)
         if not same: raise InputError(p.run_dir/'model.json', f'this ensemble member does not share the inputs, scalers and labels of {first.run_dir}')
     first = dataclasses.replace(first, members=tuple(p.model for p in rest), run_dir=runs[0].parent,
-                                outliers=load_outliers(runs[0].parent))
+                                outliers=load_outliers(runs[0].parent), calibration=load_calibration(runs[0].parent))
     return first.to(device)
 
 # %% ../nbs/11_predict.ipynb #f3ed734a
@@ -167,8 +171,8 @@ def shown_inputs(values:np.ndarray, schema:ColumnSchema, no_xp:bool=False, xp_on
     if model_hidden is not None: ok &= ~np.asarray(model_hidden, bool)   # e.g. a model fine-tuned with `inputs: xp_only`
     return ok
 
-def outlier_modes(values:np.ndarray, schema:ColumnSchema, no_xp:bool=False, xp_only:bool=False, model_hidden=None, hide=())->np.ndarray:
-    "(n,) the outlier reference (`msa.outliers.MODES`) each row is ranked in, from the inputs the model is shown."
+def row_modes(values:np.ndarray, schema:ColumnSchema, no_xp:bool=False, xp_only:bool=False, model_hidden=None, hide=())->np.ndarray:
+    "(n,) the input mode (`msa.core.INPUT_MODES`) of each row, from the inputs the model is shown: its outlier reference and calibration."
     ok, xp = shown_inputs(values, schema, no_xp, xp_only, model_hidden, hide), schema.group_mask('xp')
     return input_modes(ok[:, xp].any(1), ok[:, ~xp].any(1))
 
@@ -217,15 +221,16 @@ def predict_rows(predictor:Predictor, # the loaded run
     "Catalogue columns (name → array) of one batch, as `output_layout` lists them."
     scores = predictor.scores_outliers
     q, z = _forward(predictor, scaled_inputs(predictor, values, no_xp, xp_only, hide), embeddings or scores)
-    out = {'source_id': np.asarray(source_id, np.int64)}
+    out, width = {'source_id': np.asarray(source_id, np.int64)}, None
+    modes = row_modes(values, predictor.schema, no_xp, xp_only, predictor.model_hidden, hide)
     if q is not None:
         q = physical_quantiles(predictor, q)
+        width = relative_teff_width(predictor, q)   # the model's own interval: what its outlier reference ranks
+        if predictor.calibration is not None: q = predictor.calibration.apply(q, modes)
         for i, l in enumerate(predictor.labels):
             for j, p in enumerate(predictor.quantiles): out[quantile_name(l, p)] = q[:, i, j]
     out.update(input_flags(values, predictor.schema, no_xp, xp_only, predictor.model_hidden, hide))
-    if scores:
-        modes = outlier_modes(values, predictor.schema, no_xp, xp_only, predictor.model_hidden, hide)
-        out.update(predictor.outliers.columns(z, relative_teff_width(predictor, q), modes))
+    if scores: out.update(predictor.outliers.columns(z, width, modes))
     if embeddings: out['embedding'] = z
     return out
 
@@ -282,7 +287,8 @@ def catalogue_meta(predictor:Predictor, inputs, no_xp:bool, rows:slice, shard, x
     return {'msa_version': msa.__version__, 'kind': predictor.kind, 'quantiles': ','.join(f'{q:g}' for q in predictor.quantiles),
             'labels': ','.join(predictor.labels), 'model': Path(predictor.run_dir).name, 'input': ','.join(p.name for p in inputs),
             'xp_kind': predictor.schema.xp_kind, 'no_xp': bool(no_xp), 'xp_only': bool(xp_only),
-            'hidden': ','.join([hide] if isinstance(hide, str) else hide), 'rows': f'{rows.start}:{rows.stop}', 'shard': str(shard or ''), 'files': files}
+            'hidden': ','.join([hide] if isinstance(hide, str) else hide), 'rows': f'{rows.start}:{rows.stop}', 'shard': str(shard or ''),
+            'calibrated': predictor.calibration is not None, 'files': files}
 
 # %% ../nbs/11_predict.ipynb #61fd60bd
 def _batches(store:Store, sel:slice, batch_size:int):
@@ -351,16 +357,30 @@ def check_predictable(predictor:Predictor, store:Store, embeddings:bool=False):
                                      '--photometry tables): they are read into the model\'s own columns')
 
 # %% ../nbs/11_predict.ipynb #f0a1e002
+def _read_rows(store:Store, rows:np.ndarray, fields=('values',), batch_size:int=65536)->list:
+    "The `fields` of store rows `rows` (sorted indices), read a slice at a time: one array per field."
+    out = [[] for _ in fields]
+    for a in range(rows[0], rows[-1] + 1, batch_size) if len(rows) else ():
+        sel = rows[(rows >= a) & (rows < a + batch_size)]
+        if len(sel):
+            for o, v in zip(out, store.read(slice(a, a + batch_size), fields)): o.append(v[sel - a])
+    return [np.concatenate(o) for o in out]
+
+def _predict_in_mode(predictor:Predictor, values:np.ndarray, mode:str, batch_size:int, latents:bool=False)->tuple:
+    "Physical quantiles (n, L, Q) and latents (or None) of rows predicted with `mode`'s inputs hidden, and which rows are in `mode`."
+    kw, q, z = dict(no_xp=mode == 'no_xp', xp_only=mode == 'xp_only'), [], []
+    for a in range(0, len(values), batch_size):
+        qb, zb = _forward(predictor, scaled_inputs(predictor, values[a:a + batch_size], **kw), latents)
+        q.append(physical_quantiles(predictor, qb)); z.append(zb)
+    keep = row_modes(values, predictor.schema, model_hidden=predictor.model_hidden, **kw) == mode
+    return np.concatenate(q), np.concatenate(z) if latents else None, keep
+
 def _training_rows(store:Store, max_stars:int, seed:int, batch_size:int):
     "(values) of the training stars of a store, at most `max_stars` drawn with `seed`, in store order."
     train = np.flatnonzero(store.split == 0)
     if not len(train): raise EmptyResultError(f'{store.path}: the store has no training star to rank the others against')
     if len(train) > max_stars: train = np.sort(np.random.default_rng(seed).choice(train, max_stars, replace=False))
-    out = []
-    for a in range(train[0], train[-1] + 1, batch_size):
-        sel = train[(train >= a) & (train < a + batch_size)]
-        if len(sel): out.append(store.read(slice(a, a + batch_size), ('values',))[0][sel - a])
-    return np.concatenate(out)
+    return _read_rows(store, train, ('values',), batch_size)[0]
 
 def fit_outliers(predictor, # a fine-tuned `Predictor` or run directory (an ensemble: its folder)
                  store,     # the store it was trained on (its training split is the reference)
@@ -376,18 +396,43 @@ def fit_outliers(predictor, # a fine-tuned `Predictor` or run directory (an ense
     if msg := schema_mismatch(st.columns, predictor.schema.columns): raise InputError(st.path, msg)
     values, with_teff = _training_rows(st, max_stars, seed, batch_size), 'teff' in predictor.labels
     modes = {}
-    for mode in MODES:
-        z, w, kw = [], [], dict(no_xp=mode == 'no_xp', xp_only=mode == 'xp_only')
-        for a in range(0, len(values), batch_size):
-            v = values[a:a + batch_size]
-            q, zb = _forward(predictor, scaled_inputs(predictor, v, **kw), True)
-            keep = outlier_modes(v, predictor.schema, model_hidden=predictor.model_hidden, **kw) == mode
-            z.append(zb[keep])
-            if with_teff: w.append(relative_teff_width(predictor, physical_quantiles(predictor, q))[keep])
-        modes[mode] = fit_latent_reference(np.concatenate(z), np.concatenate(w) if with_teff else None)
+    for mode in INPUT_MODES:
+        q, z, keep = _predict_in_mode(predictor, values, mode, batch_size, latents=True)
+        modes[mode] = fit_latent_reference(z[keep], relative_teff_width(predictor, q)[keep] if with_teff else None)
     ref = OutlierReference(modes, with_teff)
     if save: save_outliers(ref, predictor.run_dir)
     return ref
+
+# %% ../nbs/11_predict.ipynb #c0a1e005
+def fit_calibration(predictor, # a fine-tuned `Predictor` or run directory (an ensemble: its folder)
+                    store,     # the store it was fine-tuned on (its calibration stars are kept out of training)
+                    batch_size:int=65536,
+                    min_stars:int=MIN_CALIBRATION_STARS, # fewer calibration stars with a label: its factors stay 1
+                    save:bool=True, # write `calibration.json` into the run directory
+                   )->IntervalCalibration:
+    "Fit the interval factors of a fine-tuned run on its calibration stars, in every input mode."
+    predictor = load_predictor(predictor, 'cpu') if not isinstance(predictor, Predictor) else predictor
+    if predictor.kind != 'finetune': raise InputError(predictor.run_dir, 'is a pretraining run: only a fine-tuned model has intervals to calibrate')
+    frac = predictor.run.calibration_holdout
+    if not frac: raise InputError(predictor.run_dir, 'was fine-tuned on all its training stars (finetune.calibration_fraction = 0): '
+                                                     'there are no stars it has not seen to calibrate its intervals on')
+    st = store if isinstance(store, Store) else open_store(store)
+    if msg := schema_mismatch(st.columns, predictor.schema.columns): raise InputError(st.path, msg)
+    if missing := [l for l in predictor.labels if l not in st.label_names]:
+        raise InputError(st.path, f'has no labels {missing}: calibrate on the store the model was fine-tuned on')
+    idx = [st.label_names.index(l) for l in predictor.labels]
+    rows = np.flatnonzero(calibration_rows(st, frac) & row_mask(st, None, idx))   # held-out stars with one of the labels
+    if not len(rows): raise EmptyResultError(f'{st.path}: none of its calibration stars has one of the labels {list(predictor.labels)}')
+    values, y = _read_rows(st, rows, ('values', 'labels'), batch_size)
+    y = y[:, idx]
+    scales, n_stars = {}, {}
+    for mode in INPUT_MODES:
+        q, _, keep = _predict_in_mode(predictor, values, mode, batch_size)
+        fits = [interval_scales(q[keep, i], y[keep, i], predictor.quantiles, min_stars) for i in range(len(predictor.labels))]
+        scales[mode], n_stars[mode] = np.stack([s for s, _ in fits]), np.array([n for _, n in fits])
+    cal = IntervalCalibration(tuple(predictor.quantiles), tuple(predictor.labels), scales, n_stars, frac)
+    if save: save_calibration(cal, predictor.run_dir)
+    return cal
 
 # %% ../nbs/11_predict.ipynb #44217e4d
 def input_config(predictor:Predictor)->DataConfig:

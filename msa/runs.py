@@ -61,6 +61,7 @@ class RunInfo:
     unseen: tuple = ()             # input columns no training star had: always hidden from the encoder
     msa_version: str = msa.__version__
     weights_sha256: str|None = None  # of `model.pth`, recorded by `save_run` and checked by `load_weights`
+    calibration_holdout: float = 0.0 # share of the labelled training stars it was *not* fine-tuned on (`msa.calibration`)
 
     @property
     def quantiles(self)->tuple: return tuple(self.config.model.quantiles)
@@ -72,7 +73,7 @@ class RunInfo:
         return {'kind': self.kind, 'msa_version': self.msa_version, 'schema': self.schema.to_dict(),
                 'quantiles': list(self.quantiles), 'store': self.store, 'scaler': self.scaler.to_dict(),
                 'label_scaler': None if self.label_scaler is None else self.label_scaler.to_dict(),
-                'pretrained': self.pretrained, 'unseen': list(self.unseen)}
+                'pretrained': self.pretrained, 'unseen': list(self.unseen), 'calibration_holdout': self.calibration_holdout}
 
 # %% ../nbs/09a_runs.ipynb #a9b0c1dc
 def save_run(run:RunInfo, # what the run knows; `run.out` is where it goes
@@ -120,7 +121,7 @@ def load_run(path, # a run directory or its `model.pth`
     info = RunInfo(meta['kind'], cfg, ColumnSchema.from_dict(meta['schema']), Scaler.from_dict(meta['scaler']),
                    LabelScaler.from_dict(meta['label_scaler']) if meta['kind'] == 'finetune' else None,
                    run, meta.get('store'), meta.get('pretrained'), tuple(meta.get('unseen', ())), meta.get('msa_version', 'unknown'),
-                   meta.get('weights_sha256'))
+                   meta.get('weights_sha256'), float(meta.get('calibration_holdout', 0.0)))   # runs from before it: none held out
     _check_scalers(run, info.schema, info.scaler, info.label_scaler, meta['quantiles'], cfg)
     return info
 

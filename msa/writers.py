@@ -83,7 +83,7 @@ class HDF5Catalogue:
 _FITS_CODES = {'int64': ('K', '>i8'), 'int16': ('I', '>i2'), 'float32': ('E', '>f4'), 'bool': ('L', 'u1')}
 FITS_KEYWORDS = {'msa_version': 'MSA_VER', 'kind': 'MSA_KIND', 'quantiles': 'MSA_QUAN', 'labels': 'MSA_LABS', 'model': 'MSA_MODL',
                  'input': 'MSA_INPT', 'no_xp': 'MSA_NOXP', 'xp_only': 'MSA_XPON', 'rows': 'MSA_ROWS', 'shard': 'MSA_SHRD', 'xp_kind': 'MSA_XPKD',
-                 'hidden': 'MSA_HIDE'}
+                 'hidden': 'MSA_HIDE', 'calibrated': 'MSA_CALI'}
 
 def fits_table_header(layout:list[OutputColumn], # the catalogue's columns
                       meta:dict,   # run information (keys of `FITS_KEYWORDS`)

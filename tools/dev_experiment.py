@@ -10,7 +10,7 @@ are split again by a hash with salt `dev`: 80 % train, 20 % are scored (`OUT/dev
 The recipe (`msa demo`'s configuration, the `small` preset) is pretrained once on the development
 store (`OUT/pretrain`; overrides of `model.*` or `pretrain.*` get a pretraining run of their own)
 and each experiment fine-tunes one model from it with the overrides given (`section.key=value`,
-YAML values), then scores the scored stars four times: with all inputs, with
+YAML values), calibrates its intervals when the recipe keeps calibration stars out, then scores the scored stars four times: with all inputs, with
 the XP block hidden (the faint-star mode, `--no_xp`), with 2MASS hidden and with BP hidden. One row per mode is appended to
 `OUT/results.csv`: σ_MAD and the 16–84 % coverage of each label, and the wall time.
 """
@@ -23,7 +23,7 @@ import pandas as pd
 from msa.demo import demo_config
 from msa.evaluate import compute_metrics, metrics_frame, read_predictions, read_truth
 from msa.learner import fit_run, finetune_learner, pretrain_learner
-from msa.predict import predict_store
+from msa.predict import fit_calibration, predict_store
 from msa.store import StoreWriter, open_store
 
 def dev_store(store:Path, out:Path)->Path:
@@ -62,6 +62,7 @@ def main():
     t0 = time.time()
     labels = tuple(l for l in cfg.data.labels if l in open_store(dev).label_names)
     fit_run(finetune_learner(dev, out/a.name, labels, pre, cfg), progress=False)
+    if cfg.finetune.calibration_fraction: fit_calibration(out/a.name, dev)   # scored as msa predict would: calibrated
     t = time.time() - t0
     rows = [{'name': a.name, 'overrides': ' '.join(a.overrides), 'seed': a.seed, 'mode': mode, 'finetune_s': round(t),
              **score(out/a.name, dev, out/f'{a.name}_{mode}.parquet', mode)} for mode in MODES]

@@ -5,7 +5,8 @@
 
 For each size n and seed s, n training stars of the development store keep their labels (drawn
 with seed s) and the others lose them (`OUT/labels_<n>_<s>.h5`); the scored stars (the carve's 20 %)
-keep theirs. Three models are trained on those n labels:
+keep theirs. Three models are trained on those n labels (all of them: no calibration stars are
+kept out, and the scores are those of the models' own intervals):
 - `pretrained`: the recipe fine-tuned from `OUT/pretrain`, pretrained on the XP and photometry of every
   training star of the carve, labelled or not;
 - `scratch`: the same network and fine-tuning, from random weights;
@@ -59,7 +60,7 @@ def main():
     ap.add_argument('--set', nargs='*', default=[], help='config overrides section.key=value (the network must match the pretraining run)')
     ap.add_argument('--tag', default='', help="appended to the method's name in the results, for a variant (e.g. '+multitask')")
     a = ap.parse_args()
-    out = Path(a.out); dev = out/'dev.h5'; cfg = demo_config().with_overrides(a.set)
+    out = Path(a.out); dev = out/'dev.h5'; cfg = demo_config().with_overrides(['finetune.calibration_fraction=0', *a.set])   # all n labels train the model
     pretrained = Path(a.pretrained) if a.pretrained else out/'pretrain'
     with h5py.File(dev, 'r') as h: n_all = int(((h['split'][:] == 0) & np.isfinite(h['labels'][:]).any(1)).sum())
     res = out/'label_efficiency.csv'

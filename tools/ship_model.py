@@ -6,8 +6,9 @@
 Copies, for each fine-tuned member `runs/demo/finetune/seed_*`, the three run files (`model.pth`
 with its weights in float16, `config.yaml`, `model.json`; not the checkpoints) into
 `msa/models/<name>/seed_*`, with the paths in `model.json` reduced to file names and the new
-weights' SHA-256, fits the outlier reference of the shipped (float16) ensemble on the demo's training
-stars (`outliers.npz`, `msa.predict.fit_outliers`), and copies the held-out report (`report.md` without its figures, `metrics.json`) beside
+weights' SHA-256, fits the interval calibration of the shipped (float16) ensemble on the demo's
+calibration stars (`calibration.json`, `msa.predict.fit_calibration`) and its outlier reference on
+the demo's training stars (`outliers.npz`, `msa.predict.fit_outliers`), and copies the held-out report (`report.md` without its figures, `metrics.json`) beside
 them. Regenerate it whenever the recipe changes; `nbs/14_demo.ipynb`
 checks that the shipped model loads and reproduces its reported held-out accuracy.
 """
@@ -42,8 +43,10 @@ def main():
         meta.update(store=meta['store'] and Path(meta['store']).name, pretrained=meta['pretrained'] and Path(meta['pretrained']).name,
                     weights_sha256=hashlib.sha256((out/'model.pth').read_bytes()).hexdigest(), weights_dtype='float16')
         (out/'model.json').write_text(json.dumps(meta, indent=1))
-    from msa.predict import fit_outliers
-    fit_outliers(dest, demo/'store.h5')   # ranked with the weights as shipped: float16 moves the latents a little
+    from msa.predict import fit_calibration, fit_outliers
+    # both fitted with the weights as shipped: float16 moves the latents and quantiles a little
+    if json.loads(members[0].read_text()).get('calibration_holdout'): fit_calibration(dest, demo/'store.h5')
+    fit_outliers(dest, demo/'store.h5')
     shutil.copy(demo/'report'/'metrics.json', dest/'metrics.json')
     report = (demo/'report'/'report.md').read_text()   # the figures stay in the demo folder (and the README): megabytes
     (dest/'report.md').write_text(report.split('\n## Figures')[0].rstrip() + '\n')
