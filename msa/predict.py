@@ -268,7 +268,7 @@ class PredictReport:
     def __repr__(self):
         rate = self.n_rows / max(self.elapsed, 1e-9)
         warn = lambda n, what, other: (f'\n  warning: {n:,} stars had no {what}; this model was trained with it and predicts '
-                                       f'far worse from {other} alone (see its report; flags in the catalogue)') if n else ''
+                                       f'less accurately from {other} alone (see its report; flags in the catalogue)') if n else ''
         flagged = '' if self.n_flagged is None else f'; {self.n_flagged:,} flagged as outliers (flag_outlier)'
         return (f'{self.path}: {self.n_rows:,} stars (input rows {self.rows.start}–{self.rows.stop - 1}) in {self.elapsed:.1f} s '
                 f'({rate:,.0f} stars/s){flagged}' + warn(self.n_without_photometry, 'photometry', 'the XP spectrum') + warn(self.n_without_xp, 'XP spectrum', 'photometry'))
