@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .core import INPUT_MODES, InputError, atomic_path
+from .core import INPUT_MODES, InputError, atomic_path, check_input_modes
 
 # %% ../nbs/10b_calibration.ipynb #0c1b0006
 CALIBRATION_FILE = 'calibration.json'   # in the run directory (an ensemble: the folder of its members)
@@ -69,16 +69,14 @@ class IntervalCalibration:
               modes,              # (n,) the `INPUT_MODES` name of each star (`msa.predict.row_modes`)
              )->np.ndarray:
         "(n, L, Q) calibrated quantiles: the medians unchanged."
-        q, modes = np.asarray(q), np.asarray(modes)
+        q, modes = np.asarray(q), check_input_modes(modes)
         if q.shape[1:] != (len(self.labels), len(self.levels)):
             raise ValueError(f'quantiles of shape {q.shape[1:]} for a calibration of {len(self.labels)} labels × {len(self.levels)} levels')
-        if unknown := set(np.unique(modes)) - set(INPUT_MODES):
-            raise ValueError(f'unknown input modes {sorted(map(str, unknown))}; modes are {INPUT_MODES}')
         out, mid = q.copy(), median_index(self.levels)
         for m in set(np.unique(modes)) & set(self.scales):
             rows = modes == m
-            med = q[rows][:, :, mid:mid + 1]
-            out[rows] = med + np.asarray(self.scales[m], q.dtype) * (q[rows] - med)
+            qm = q[rows]
+            out[rows] = qm[:, :, mid:mid + 1] + np.asarray(self.scales[m], q.dtype) * (qm - qm[:, :, mid:mid + 1])
         return np.sort(out, axis=2)
 
     def frame(self)->pd.DataFrame:

@@ -5,10 +5,11 @@
 # %% auto #0
 __all__ = ['XP_SAMPLED_WAVELENGTHS', 'PHOT_BANDS', 'ASTROMETRY', 'LABELS', 'GAIA_ZERO_POINTS', 'COLUMN_UNITS', 'LABEL_UNITS',
            'LABEL_NAMES', 'INPUT_SETS', 'INPUT_MODES', 'PRESETS', 'xp_coefficient_names', 'xp_sampled_names',
-           'ColumnSchema', 'quantile_name', 'label_quantiles', 'xp_band_masks', 'input_modes', 'columns_named',
-           'DataConfig', 'ModelConfig', 'PretrainConfig', 'FinetuneConfig', 'PredictConfig', 'RunConfig', 'InputError',
-           'EmptyResultError', 'check_input', 'check_output', 'atomic_path', 'Rejects', 'ConfigError', 'read_yaml',
-           'get_config', 'schema_from_config', 'default_device', 'seed_everything', 'file_sha256']
+           'ColumnSchema', 'quantile_name', 'label_quantiles', 'xp_band_masks', 'input_modes', 'check_input_modes',
+           'columns_named', 'DataConfig', 'ModelConfig', 'PretrainConfig', 'FinetuneConfig', 'PredictConfig',
+           'RunConfig', 'InputError', 'EmptyResultError', 'check_input', 'check_output', 'atomic_path', 'Rejects',
+           'ConfigError', 'read_yaml', 'get_config', 'schema_from_config', 'default_device', 'seed_everything',
+           'file_sha256']
 
 # %% ../nbs/00_core.ipynb #4bb14fe8
 import contextlib
@@ -158,6 +159,13 @@ def input_modes(has_xp,    # (n,) bool: the star is predicted with its XP spectr
     "The `INPUT_MODES` name of each star: 'no_xp' without XP, 'xp_only' with XP and nothing else, else 'xp'."
     has_xp, has_other = np.asarray(has_xp, bool), np.asarray(has_other, bool)
     return np.where(~has_xp, 'no_xp', np.where(has_other, 'xp', 'xp_only'))
+
+def check_input_modes(modes, what:str='input')->np.ndarray:
+    "`modes` as an array, or a ValueError naming those that are not `INPUT_MODES` (`what` names them in the message)."
+    modes = np.asarray(modes)
+    if unknown := set(np.unique(modes)) - set(INPUT_MODES):
+        raise ValueError(f'unknown {what} modes {sorted(map(str, unknown))}; modes are {INPUT_MODES}')
+    return modes
 
 def columns_named(schema:ColumnSchema, names)->np.ndarray:
     "(F,) booleans of the inputs `names` list: columns, groups ('xp', 'photometry', 'astrometry'), `INPUT_SETS`, or 'xp_bp'/'xp_rp' (one band of the XP block)."

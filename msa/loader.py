@@ -119,7 +119,7 @@ class StoreLoader:
         self.bs, self.workers = batch_size, workers or max(1, min(4, (os.cpu_count() or 2) // 4))
         self.labels = None if labels is None else tuple(self.store.label_names if labels is True else labels)
         self.label_idx = None if self.labels is None else _label_indices(self.store, self.labels)
-        self.mask, self.holdout = row_mask(self.store, split, self.label_idx, holdout=holdout), holdout
+        self.mask = row_mask(self.store, split, self.label_idx, holdout=holdout)
         self.n_rows, self.bounds = int(self.mask.sum()), block_bounds(self.mask, batch_size)
         self.label_scaler = None if self.labels is None else (label_scaler or LabelScaler.fit(self.store, self.labels))
         self.device = torch.device('cpu') if device is None and not torch.cuda.is_available() else torch.device(device or 'cuda')

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .core import INPUT_MODES, InputError, atomic_path
+from .core import INPUT_MODES, InputError, atomic_path, check_input_modes
 
 # %% ../nbs/10a_outliers.ipynb #0a1b0006
 FLAG_PERCENTILE = 98.0          # `flag_outlier`: outlier_score at or above this percentile of the training stars
@@ -78,8 +78,7 @@ class OutlierReference:
                 mode:np.ndarray,      # (n,) the `INPUT_MODES` name each star is ranked in (`msa.core.input_modes`)
                )->dict:
         "Catalogue columns `latent_distance`, `outlier_score` and `flag_outlier` of n stars."
-        dist, score, mode = np.full(len(z), np.nan), np.full(len(z), np.nan), np.asarray(mode)
-        if unknown := set(np.unique(mode)) - set(INPUT_MODES): raise ValueError(f'unknown outlier modes {sorted(map(str, unknown))}; modes are {INPUT_MODES}')
+        dist, score, mode = np.full(len(z), np.nan), np.full(len(z), np.nan), check_input_modes(mode, 'outlier')
         for m in INPUT_MODES:
             rows = mode == m
             if not rows.any(): continue

@@ -222,7 +222,8 @@ def predict_rows(predictor:Predictor, # the loaded run
     scores = predictor.scores_outliers
     q, z = _forward(predictor, scaled_inputs(predictor, values, no_xp, xp_only, hide), embeddings or scores)
     out, width = {'source_id': np.asarray(source_id, np.int64)}, None
-    modes = row_modes(values, predictor.schema, no_xp, xp_only, predictor.model_hidden, hide)
+    modes = (row_modes(values, predictor.schema, no_xp, xp_only, predictor.model_hidden, hide)   # only where something uses them
+             if scores or predictor.calibration is not None else None)
     if q is not None:
         q = physical_quantiles(predictor, q)
         width = relative_teff_width(predictor, q)   # the model's own interval: what its outlier reference ranks

@@ -27,7 +27,7 @@ Every step is skipped when its output exists (the script resumes). Writes `OUT/r
 row per model, stars and label: n, bias, σ_MAD, 16–84 % coverage), `OUT/label_efficiency.csv`
 (the same per number of labels and seed), `OUT/mock_scale.png` and the times in `OUT/times.json`.
 """
-import argparse, dataclasses, json, time
+import argparse, json, time
 from pathlib import Path
 
 import numpy as np
